@@ -1,0 +1,257 @@
+"""Integrate gradient descent for a batch of networks, with tangent propagators.
+
+For every network, starting from θ_0:
+
+    θ_{n+1} = θ_n − η ∇C(θ_n),          n = 0 … T−1,
+    M_k     = J_{(k+1)s−1} ⋯ J_{ks+1} J_{ks},   J_n = I − η H(θ_n),   k = 0 … T/s − 1,
+
+recording θ_n and C(θ_n) at the steps in ``record_steps``, the propagators M_k (products
+accumulated in float64, stored in the output dtype) and the final loss C(θ_T).
+
+Divergence: before θ_n is used, C(θ_n) and every |θ_n,i| must be finite and ≤ ``bound``. The
+first step n that fails is the network's ``divergence_step``; the network is frozen there:
+its records from step n on are NaN, the propagators of strides that reach step n or beyond
+(k with (k+1)s > n) are NaN, and its final loss is +inf. No other network is affected.
+
+Two implementations with identical semantics:
+* :func:`integrate` — compiled (numba), networks in parallel, each network's arithmetic
+  independent of the batch it is in (bit-identical whatever the chunking);
+* :func:`integrate_reference` — plain batched NumPy (einsum over a network axis) built on
+  :mod:`weightdyn.dynamics`; the test oracle and the benchmark baseline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numba
+import numpy as np
+
+from . import dynamics
+from .activations import Activation
+from .network import Architecture
+from .task import Task
+
+# Reassociation and FMA contraction let reductions over samples vectorise; no 'nnan'/'ninf',
+# which would let the compiler drop the divergence checks.
+_FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
+
+
+@dataclass
+class Trajectories:
+    """Output of an integration of S networks (R records, K strides, d parameters)."""
+
+    theta: np.ndarray            # (S, R, d) θ at the recorded steps
+    loss: np.ndarray             # (S, R) C(θ) at the recorded steps
+    propagator: np.ndarray       # (S, K, d, d) M_k
+    final_loss: np.ndarray       # (S,) C(θ_T), +inf if diverged
+    divergence_step: np.ndarray  # (S,) first failing step, −1 if none
+
+
+def record_steps(steps: int, record_stride: int) -> np.ndarray:
+    """Steps 0, r, 2r, … and always the last step T."""
+    return np.unique(np.append(np.arange(0, steps + 1, record_stride), steps))
+
+
+def _allocate(S, d, steps, record_stride, jacobian_stride, dtype) -> Trajectories:
+    if steps % jacobian_stride:
+        raise ValueError(
+            f"recording.jacobian_stride={jacobian_stride} must divide training.steps={steps}"
+        )
+    R = record_steps(steps, record_stride).size
+    return Trajectories(
+        theta=np.full((S, R, d), np.nan),
+        loss=np.full((S, R), np.nan),
+        propagator=np.full((S, steps // jacobian_stride, d, d), np.nan, dtype=dtype),
+        final_loss=np.full(S, np.inf),
+        divergence_step=np.full(S, -1, dtype=np.int64),
+    )
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH)
+def _trajectory(act, theta0, xt, targets_t, hidden, eta, steps, rec_steps, stride, bound,
+                theta_out, loss_out, prop_out):
+    """One network (see module docstring); returns (final loss, divergence step)."""
+    d = theta0.size
+    n = xt.shape[0] - 1                 # xt = x̃ᵀ, last row ones
+    samples = xt.shape[1]
+    outputs = targets_t.shape[0]
+    o1 = hidden * n                     # start of b1
+    o2 = o1 + hidden                    # start of W2
+    o3 = o2 + outputs * hidden          # start of b2
+    first = np.empty((hidden, n + 1), dtype=np.int64)   # θ index of W1[i,j] / b1[i]
+    for i in range(hidden):
+        for j in range(n):
+            first[i, j] = i * n + j
+        first[i, n] = o1 + i
+
+    theta = theta0.copy()
+    f = np.empty((hidden, samples))
+    f1 = np.empty((hidden, samples))
+    f2 = np.empty((hidden, samples))
+    err = np.empty((outputs, samples))
+    back = np.empty(samples)
+    G = np.zeros((outputs, d, samples))
+    for k in range(outputs):            # ∂y_k/∂b2[k] = 1, ∂y_k/∂(other output units) = 0
+        G[k, o3 + k, :] = 1.0
+    H = np.empty((d, d))
+    grad = np.empty(d)
+    P = np.eye(d)
+    PJ = np.empty((d, d))
+    r = 0
+    k_stride = 0
+
+    for step in range(steps + 1):
+        # forward pass: z = W1 x + b1, σ and derivatives, residuals e = y − t
+        for i in range(hidden):
+            for p in range(samples):
+                z = theta[o1 + i]
+                for j in range(n):
+                    z += theta[i * n + j] * xt[j, p]
+                f[i, p], f1[i, p], f2[i, p] = act(z)
+        loss = 0.0
+        for k in range(outputs):
+            for p in range(samples):
+                y = theta[o3 + k]
+                for i in range(hidden):
+                    y += theta[o2 + k * hidden + i] * f[i, p]
+                err[k, p] = y - targets_t[k, p]
+                loss += 0.5 * err[k, p] * err[k, p]
+
+        healthy = np.isfinite(loss) and loss <= bound
+        for q in range(d):
+            healthy = healthy and abs(theta[q]) <= bound
+        if not healthy:
+            return np.inf, step
+        if r < rec_steps.size and rec_steps[r] == step:
+            theta_out[r, :] = theta
+            loss_out[r] = loss
+            r += 1
+        if step == steps:
+            return loss, -1
+
+        # ∇y_k (per output k, per sample): W1/b1 via x̃, W2 row k via h
+        for k in range(outputs):
+            for i in range(hidden):
+                w = theta[o2 + k * hidden + i]
+                for j in range(n + 1):
+                    row = first[i, j]
+                    for p in range(samples):
+                        G[k, row, p] = w * f1[i, p] * xt[j, p]
+                for p in range(samples):
+                    G[k, o2 + k * hidden + i, p] = f[i, p]
+
+        # Gauss–Newton term and gradient: H_ab = Σ_kμ G_ka G_kb, ∇_a = Σ_kμ e_k G_ka
+        for a in range(d):
+            acc = 0.0
+            for k in range(outputs):
+                for p in range(samples):
+                    acc += err[k, p] * G[k, a, p]
+            grad[a] = acc
+            for b in range(a, d):
+                acc = 0.0
+                for k in range(outputs):
+                    for p in range(samples):
+                        acc += G[k, a, p] * G[k, b, p]
+                H[a, b] = acc
+
+        # residual term Σ e ∇²y (upper triangle: first-layer index < W2 index)
+        for i in range(hidden):
+            for p in range(samples):
+                acc = 0.0
+                for k in range(outputs):
+                    acc += err[k, p] * theta[o2 + k * hidden + i]
+                back[p] = acc * f2[i, p]
+            for j in range(n + 1):
+                for m in range(j, n + 1):
+                    acc = 0.0
+                    for p in range(samples):
+                        acc += back[p] * xt[j, p] * xt[m, p]
+                    H[first[i, j], first[i, m]] += acc
+                for k in range(outputs):
+                    acc = 0.0
+                    for p in range(samples):
+                        acc += err[k, p] * f1[i, p] * xt[j, p]
+                    H[first[i, j], o2 + k * hidden + i] += acc
+        for a in range(d):
+            for b in range(a):
+                H[a, b] = H[b, a]
+
+        # propagator P ← J_n P with J_n = I − η H, stored every `stride` steps
+        for a in range(d):
+            for b in range(d):
+                acc = P[a, b]
+                for c in range(d):
+                    acc -= eta * H[a, c] * P[c, b]
+                PJ[a, b] = acc
+        if (step + 1) % stride == 0:
+            prop_out[k_stride] = PJ
+            k_stride += 1
+            P[:] = 0.0
+            for a in range(d):
+                P[a, a] = 1.0
+        else:
+            P[:] = PJ
+
+        for a in range(d):
+            theta[a] -= eta * grad[a]
+    return loss, -1
+
+
+@numba.njit(parallel=True, cache=True)
+def _integrate(act, theta0, xt, targets_t, hidden, eta, steps, rec_steps, stride, bound,
+               theta_out, loss_out, prop_out, final_loss, divergence_step):
+    for s in numba.prange(theta0.shape[0]):
+        final_loss[s], divergence_step[s] = _trajectory(
+            act, theta0[s], xt, targets_t, hidden, eta, steps, rec_steps, stride, bound,
+            theta_out[s], loss_out[s], prop_out[s],
+        )
+
+
+def integrate(theta0, arch: Architecture, act: Activation, task: Task, learning_rate: float,
+              steps: int, record_stride: int, jacobian_stride: int, bound: float,
+              propagator_dtype="float32") -> Trajectories:
+    """Compiled integration of the networks θ_0 (S, d) (see module docstring)."""
+    theta0 = np.ascontiguousarray(theta0, dtype=np.float64)
+    out = _allocate(theta0.shape[0], arch.dim, steps, record_stride, jacobian_stride,
+                    propagator_dtype)
+    xt = np.ascontiguousarray(dynamics._extended_inputs(task.inputs).T)
+    _integrate(act.compiled, theta0, xt, np.ascontiguousarray(task.targets.T), arch.hidden,
+               float(learning_rate), int(steps), record_steps(steps, record_stride),
+               int(jacobian_stride), float(bound), out.theta, out.loss, out.propagator,
+               out.final_loss, out.divergence_step)
+    return out
+
+
+def integrate_reference(theta0, arch: Architecture, act: Activation, task: Task,
+                        learning_rate: float, steps: int, record_stride: int,
+                        jacobian_stride: int, bound: float,
+                        propagator_dtype="float32") -> Trajectories:
+    """Plain batched-NumPy integration with the semantics of :func:`integrate`."""
+    theta = np.array(theta0, dtype=np.float64)
+    S, d = theta.shape
+    out = _allocate(S, d, steps, record_stride, jacobian_stride, propagator_dtype)
+    recorded = {int(n): r for r, n in enumerate(record_steps(steps, record_stride))}
+    alive = np.ones(S, dtype=bool)
+    P = np.broadcast_to(np.eye(d), (S, d, d)).copy()
+    for step in range(steps + 1):
+        loss, grad, hess = dynamics.loss_gradient_hessian(theta, arch, act, task)
+        with np.errstate(invalid="ignore"):
+            healthy = (loss <= bound) & (np.abs(theta) <= bound).all(axis=1)
+        failing = alive & ~healthy
+        out.divergence_step[failing] = step
+        alive &= healthy
+        theta[~alive] = 0.0            # frozen networks are carried along harmlessly
+        if step in recorded:
+            out.theta[alive, recorded[step]] = theta[alive]
+            out.loss[alive, recorded[step]] = loss[alive]
+        if step == steps:
+            out.final_loss[alive] = loss[alive]
+            return out
+        P = np.einsum("sab,sbc->sac", np.eye(d) - learning_rate * hess, P)
+        if (step + 1) % jacobian_stride == 0:
+            k = step // jacobian_stride
+            out.propagator[alive, k] = P[alive]
+            P[:] = np.eye(d)
+        theta = theta - learning_rate * grad
+    return out

@@ -1,0 +1,93 @@
+"""One simulation chunk: networks [start, stop) of one (activation, initialization).
+
+Builds the chunk dataset of the data contract (design.md §6): θ and loss at the recorded
+steps, tangent propagators M_k over every ``jacobian_stride`` steps, final loss and divergence.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import xarray as xr
+
+from . import activations, chunkio, engine
+from .initialization import initial_parameters
+from .network import Architecture
+from .task import teacher_task
+
+#: variables every simulation chunk file must hold
+CHUNK_VARIABLES = ("theta", "loss", "final_loss", "diverged", "divergence_step", "propagator")
+
+
+def simulate_chunk(cfg: dict, activation: str, initialization: str, start: int, stop: int,
+                   engine_name: str = "compiled") -> xr.Dataset:
+    """Train networks ``start … stop−1`` and return the chunk dataset."""
+    arch = Architecture.from_config(cfg)
+    act = activations.get(activation)
+    task = teacher_task(arch, activation, cfg["task"])
+    train, rec = cfg["training"], cfg["recording"]
+    index = np.arange(start, stop)
+    theta0 = initial_parameters(arch, cfg["seed"], activation, initialization, index)
+    integrate = {"compiled": engine.integrate, "reference": engine.integrate_reference}[engine_name]
+    out = integrate(theta0, arch, act, task, train["learning_rate"], train["steps"],
+                    rec["record_stride"], rec["jacobian_stride"], train["divergence_bound"],
+                    rec["propagator_dtype"])
+    return chunk_dataset(cfg, activation, initialization, index, arch, out)
+
+
+def chunk_dataset(cfg, activation, initialization, index, arch: Architecture,
+                  out: engine.Trajectories) -> xr.Dataset:
+    """Wrap integration output in the chunk dataset with coordinates and CF attributes."""
+    train, rec = cfg["training"], cfg["recording"]
+    eta, stride = train["learning_rate"], rec["jacobian_stride"]
+    steps = engine.record_steps(train["steps"], rec["record_stride"])
+    names = arch.param_names()
+    ds = xr.Dataset(
+        {
+            "theta": (("network", "step", "param"), out.theta,
+                      {"long_name": "parameter vector theta", "units": "1"}),
+            "loss": (("network", "step"), out.loss,
+                     {"long_name": "training cost C = 1/2 sum of squared residuals", "units": "1"}),
+            "final_loss": ("network", out.final_loss,
+                           {"long_name": "final training cost c_f (inf if diverged)", "units": "1"}),
+            "diverged": ("network", (out.divergence_step >= 0).astype(np.int8),
+                         {"long_name": "1 if the network diverged", "units": "1"}),
+            "divergence_step": ("network", out.divergence_step,
+                                {"long_name": "first step failing the divergence check, -1 if none",
+                                 "units": "steps"}),
+            "propagator": (("network", "stride", "param_i", "param_j"), out.propagator,
+                           {"long_name": "tangent propagator M_k = J_(k+1)s-1 ... J_ks",
+                            "units": "1"}),
+        },
+        coords={
+            "network": ("network", np.asarray(index, dtype=np.int64),
+                        {"long_name": "network index within the combination"}),
+            "step": ("step", steps, {"long_name": "gradient-descent step", "units": "steps"}),
+            "t": ("step", steps * eta, {"long_name": "flow time t = n * eta", "units": "1"}),
+            "param": ("param", names, {"long_name": "parameter"}),
+            "param_i": ("param_i", names, {"long_name": "parameter (row of M)"}),
+            "param_j": ("param_j", names, {"long_name": "parameter (column of M)"}),
+            "stride": ("stride", np.arange(out.propagator.shape[1]),
+                       {"long_name": "propagator index k: steps k*s ... (k+1)*s"}),
+        },
+        attrs={
+            "title": "weightdyn simulation chunk",
+            "activation": activation,
+            "initialization": initialization,
+            "learning_rate": eta,
+            "record_stride": rec["record_stride"],
+            "jacobian_stride": stride,
+            "steps": train["steps"],
+            **chunkio.provenance(cfg, "simulate"),
+        },
+    )
+    return ds
+
+
+def write_chunk(ds: xr.Dataset, path, propagator_dtype: str = "float32") -> None:
+    """Write a chunk dataset; propagators in ``propagator_dtype``, all else float64."""
+    chunkio.write_dataset(ds, path, dtypes={"propagator": propagator_dtype})
+
+
+def read_chunk(path) -> xr.Dataset:
+    """Read a chunk file written by :func:`write_chunk` (errors name the file)."""
+    return chunkio.read_dataset(path, CHUNK_VARIABLES)
