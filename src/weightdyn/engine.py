@@ -22,6 +22,7 @@ Two implementations with identical semantics:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numba
@@ -68,144 +69,189 @@ def _allocate(S, d, steps, record_stride, jacobian_stride, dtype) -> Trajectorie
     )
 
 
-@numba.njit(cache=True, fastmath=_FASTMATH)
-def _trajectory(act, theta0, xt, targets_t, hidden, eta, steps, rec_steps, stride, bound,
-                theta_out, loss_out, prop_out):
-    """One network (see module docstring); returns (final loss, divergence step)."""
-    d = theta0.size
-    n = xt.shape[0] - 1                 # xt = x̃ᵀ, last row ones
-    samples = xt.shape[1]
-    outputs = targets_t.shape[0]
-    o1 = hidden * n                     # start of b1
-    o2 = o1 + hidden                    # start of W2
-    o3 = o2 + outputs * hidden          # start of b2
-    first = np.empty((hidden, n + 1), dtype=np.int64)   # θ index of W1[i,j] / b1[i]
-    for i in range(hidden):
-        for j in range(n):
-            first[i, j] = i * n + j
-        first[i, n] = o1 + i
+@numba.njit(cache=True, fastmath=_FASTMATH, inline="always")
+def _dot(x, y):
+    """Σ_p x_p y_p (a loop the compiler vectorises)."""
+    acc = 0.0
+    for p in range(x.size):
+        acc += x[p] * y[p]
+    return acc
 
-    theta = theta0.copy()
-    f = np.empty((hidden, samples))
-    f1 = np.empty((hidden, samples))
-    f2 = np.empty((hidden, samples))
-    err = np.empty((outputs, samples))
-    back = np.empty(samples)
-    G = np.zeros((outputs, d, samples))
-    for k in range(outputs):            # ∂y_k/∂b2[k] = 1, ∂y_k/∂(other output units) = 0
-        G[k, o3 + k, :] = 1.0
-    H = np.empty((d, d))
-    grad = np.empty(d)
-    P = np.eye(d)
-    PJ = np.empty((d, d))
-    r = 0
-    k_stride = 0
 
-    for step in range(steps + 1):
-        # forward pass: z = W1 x + b1, σ and derivatives, residuals e = y − t
+@numba.njit(cache=True, fastmath=_FASTMATH, inline="always")
+def _sum(x):
+    """Σ_p x_p."""
+    acc = 0.0
+    for p in range(x.size):
+        acc += x[p]
+    return acc
+
+
+@numba.njit(cache=True, fastmath=_FASTMATH, inline="always")
+def _dot3(x, y, z):
+    """Σ_p x_p y_p z_p."""
+    acc = 0.0
+    for p in range(x.size):
+        acc += x[p] * y[p] * z[p]
+    return acc
+
+
+@functools.cache
+def compiled_kernel(act: Activation):
+    """The compiled integrator for one activation (σ inlined into the loops so they vectorise).
+
+    Compiled once per activation and process; numba caches the machine code on disk.
+    """
+    sigma = act.compiled
+
+    @numba.njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
+    def trajectory(theta0, xt, targets_t, hidden, eta, steps, rec_steps, stride, bound,
+                    theta_out, loss_out, prop_out):
+        """One network (see module docstring); returns (final loss, divergence step)."""
+        d = theta0.size
+        n = xt.shape[0] - 1                 # xt = x̃ᵀ, last row ones
+        samples = xt.shape[1]
+        outputs = targets_t.shape[0]
+        o1 = hidden * n                     # start of b1
+        o2 = o1 + hidden                    # start of W2
+        o3 = o2 + outputs * hidden          # start of b2
+        first = np.empty((hidden, n + 1), dtype=np.int64)   # θ index of W1[i,j] / b1[i]
         for i in range(hidden):
-            for p in range(samples):
-                z = theta[o1 + i]
-                for j in range(n):
-                    z += theta[i * n + j] * xt[j, p]
-                f[i, p], f1[i, p], f2[i, p] = act(z)
-        loss = 0.0
-        for k in range(outputs):
-            for p in range(samples):
-                y = theta[o3 + k]
-                for i in range(hidden):
-                    y += theta[o2 + k * hidden + i] * f[i, p]
-                err[k, p] = y - targets_t[k, p]
-                loss += 0.5 * err[k, p] * err[k, p]
+            for j in range(n):
+                first[i, j] = i * n + j
+            first[i, n] = o1 + i
 
-        healthy = np.isfinite(loss) and loss <= bound
-        for q in range(d):
-            healthy = healthy and abs(theta[q]) <= bound
-        if not healthy:
-            return np.inf, step
-        if r < rec_steps.size and rec_steps[r] == step:
-            theta_out[r, :] = theta
-            loss_out[r] = loss
-            r += 1
-        if step == steps:
-            return loss, -1
-
-        # ∇y_k (per output k, per sample): W1/b1 via x̃, W2 row k via h
-        for k in range(outputs):
-            for i in range(hidden):
-                w = theta[o2 + k * hidden + i]
-                for j in range(n + 1):
-                    row = first[i, j]
-                    for p in range(samples):
-                        G[k, row, p] = w * f1[i, p] * xt[j, p]
+        xx = np.empty((n + 1, n + 1, samples))             # x̃_j x̃_m per sample
+        for j in range(n + 1):
+            for m in range(n + 1):
                 for p in range(samples):
-                    G[k, o2 + k * hidden + i, p] = f[i, p]
+                    xx[j, m, p] = xt[j, p] * xt[m, p]
 
-        # Gauss–Newton term and gradient: H_ab = Σ_kμ G_ka G_kb, ∇_a = Σ_kμ e_k G_ka
-        for a in range(d):
-            acc = 0.0
+        theta = theta0.copy()
+        f = np.empty((hidden, samples))
+        f1 = np.empty((hidden, samples))
+        f2 = np.empty((hidden, samples))
+        err = np.empty((outputs, samples))
+        back = np.empty(samples)
+        zbuf = np.empty(samples)
+        G = np.zeros((outputs, d, samples))
+        for k in range(outputs):            # ∂y_k/∂b2[k] = 1, ∂y_k/∂(other output units) = 0
+            G[k, o3 + k, :] = 1.0
+        H = np.empty((d, d))
+        grad = np.empty(d)
+        P = np.eye(d)
+        PJ = np.empty((d, d))
+        r = 0
+        k_stride = 0
+
+        for step in range(steps + 1):
+            # forward pass: z = W1 x + b1, σ and derivatives, residuals e = y − t
+            for i in range(hidden):
+                for p in range(samples):
+                    z = theta[o1 + i]
+                    for j in range(n):
+                        z += theta[i * n + j] * xt[j, p]
+                    zbuf[p] = z
+                for p in range(samples):
+                    f[i, p], f1[i, p], f2[i, p] = sigma(zbuf[p])
+            loss = 0.0
             for k in range(outputs):
                 for p in range(samples):
-                    acc += err[k, p] * G[k, a, p]
-            grad[a] = acc
-            for b in range(a, d):
-                acc = 0.0
-                for k in range(outputs):
-                    for p in range(samples):
-                        acc += G[k, a, p] * G[k, b, p]
-                H[a, b] = acc
+                    y = theta[o3 + k]
+                    for i in range(hidden):
+                        y += theta[o2 + k * hidden + i] * f[i, p]
+                    err[k, p] = y - targets_t[k, p]
+                    loss += 0.5 * err[k, p] * err[k, p]
 
-        # residual term Σ e ∇²y (upper triangle: first-layer index < W2 index)
-        for i in range(hidden):
-            for p in range(samples):
-                acc = 0.0
-                for k in range(outputs):
-                    acc += err[k, p] * theta[o2 + k * hidden + i]
-                back[p] = acc * f2[i, p]
-            for j in range(n + 1):
-                for m in range(j, n + 1):
-                    acc = 0.0
-                    for p in range(samples):
-                        acc += back[p] * xt[j, p] * xt[m, p]
-                    H[first[i, j], first[i, m]] += acc
-                for k in range(outputs):
-                    acc = 0.0
-                    for p in range(samples):
-                        acc += err[k, p] * f1[i, p] * xt[j, p]
-                    H[first[i, j], o2 + k * hidden + i] += acc
-        for a in range(d):
-            for b in range(a):
-                H[a, b] = H[b, a]
+            healthy = np.isfinite(loss) and loss <= bound
+            for q in range(d):
+                healthy = healthy and abs(theta[q]) <= bound
+            if not healthy:
+                return np.inf, step
+            if r < rec_steps.size and rec_steps[r] == step:
+                theta_out[r, :] = theta
+                loss_out[r] = loss
+                r += 1
+            if step == steps:
+                return loss, -1
 
-        # propagator P ← J_n P with J_n = I − η H, stored every `stride` steps
-        for a in range(d):
-            for b in range(d):
-                acc = P[a, b]
-                for c in range(d):
-                    acc -= eta * H[a, c] * P[c, b]
-                PJ[a, b] = acc
-        if (step + 1) % stride == 0:
-            prop_out[k_stride] = PJ
-            k_stride += 1
-            P[:] = 0.0
+            # ∇y_k per sample: rows of W1/b1 are W2[k,i] σ'(z_i) x̃_j, rows of W2[k,:] are h
+            for k in range(outputs):
+                for i in range(hidden):
+                    w = theta[o2 + k * hidden + i]
+                    for j in range(n + 1):
+                        row = first[i, j]
+                        for p in range(samples):
+                            G[k, row, p] = w * f1[i, p] * xt[j, p]
+                    for p in range(samples):
+                        G[k, o2 + k * hidden + i, p] = f[i, p]
+
+            # Gauss–Newton term H_ab = Σ_kμ ∂_a y_k ∂_b y_k (upper triangle)
             for a in range(d):
-                P[a, a] = 1.0
-        else:
-            P[:] = PJ
+                for b in range(a, d):
+                    acc = 0.0
+                    for k in range(outputs):
+                        acc += _dot(G[k, a], G[k, b])
+                    H[a, b] = acc
 
-        for a in range(d):
-            theta[a] -= eta * grad[a]
-    return loss, -1
+            # gradient and residual term Σ e ∇²y, both from the sums
+            #   cross[i,j,k] = Σ_μ e_k σ'(z_i) x̃_j   and   Σ_μ u_i σ''(z_i) x̃_j x̃_m,
+            # with u_i = Σ_k e_k W2[k,i] (upper triangle: first-layer index < W2 index)
+            for k in range(outputs):
+                grad[o3 + k] = _sum(err[k])
+                for i in range(hidden):
+                    grad[o2 + k * hidden + i] = _dot(err[k], f[i])
+            for i in range(hidden):
+                for p in range(samples):
+                    acc = 0.0
+                    for k in range(outputs):
+                        acc += err[k, p] * theta[o2 + k * hidden + i]
+                    back[p] = acc * f2[i, p]
+                for j in range(n + 1):
+                    g = 0.0
+                    for k in range(outputs):
+                        cross = _dot3(err[k], f1[i], xt[j])
+                        H[first[i, j], o2 + k * hidden + i] += cross
+                        g += theta[o2 + k * hidden + i] * cross
+                    grad[first[i, j]] = g
+                    for m in range(j, n + 1):
+                        H[first[i, j], first[i, m]] += _dot(back, xx[j, m])
+            for a in range(d):
+                for b in range(a):
+                    H[a, b] = H[b, a]
+
+            # propagator P ← J_n P = P − η H P, stored every `stride` steps
+            for a in range(d):
+                for b in range(d):
+                    PJ[a, b] = P[a, b]
+                for c in range(d):
+                    h_ac = eta * H[a, c]
+                    for b in range(d):
+                        PJ[a, b] -= h_ac * P[c, b]
+            if (step + 1) % stride == 0:
+                prop_out[k_stride] = PJ
+                k_stride += 1
+                P[:] = 0.0
+                for a in range(d):
+                    P[a, a] = 1.0
+            else:
+                P[:] = PJ
+
+            for a in range(d):
+                theta[a] -= eta * grad[a]
+        return loss, -1
 
 
-@numba.njit(parallel=True, cache=True)
-def _integrate(act, theta0, xt, targets_t, hidden, eta, steps, rec_steps, stride, bound,
-               theta_out, loss_out, prop_out, final_loss, divergence_step):
-    for s in numba.prange(theta0.shape[0]):
-        final_loss[s], divergence_step[s] = _trajectory(
-            act, theta0[s], xt, targets_t, hidden, eta, steps, rec_steps, stride, bound,
-            theta_out[s], loss_out[s], prop_out[s],
-        )
+    @numba.njit(parallel=True, cache=True, error_model="numpy")
+    def integrate_all(theta0, xt, targets_t, hidden, eta, steps, rec_steps, stride, bound,
+                   theta_out, loss_out, prop_out, final_loss, divergence_step):
+        for s in numba.prange(theta0.shape[0]):
+            final_loss[s], divergence_step[s] = trajectory(
+                theta0[s], xt, targets_t, hidden, eta, steps, rec_steps, stride, bound,
+                theta_out[s], loss_out[s], prop_out[s],
+            )
+
+    return integrate_all
 
 
 def integrate(theta0, arch: Architecture, act: Activation, task: Task, learning_rate: float,
@@ -216,7 +262,7 @@ def integrate(theta0, arch: Architecture, act: Activation, task: Task, learning_
     out = _allocate(theta0.shape[0], arch.dim, steps, record_stride, jacobian_stride,
                     propagator_dtype)
     xt = np.ascontiguousarray(dynamics._extended_inputs(task.inputs).T)
-    _integrate(act.compiled, theta0, xt, np.ascontiguousarray(task.targets.T), arch.hidden,
+    compiled_kernel(act)(theta0, xt, np.ascontiguousarray(task.targets.T), arch.hidden,
                float(learning_rate), int(steps), record_steps(steps, record_stride),
                int(jacobian_stride), float(bound), out.theta, out.loss, out.propagator,
                out.final_loss, out.divergence_step)

@@ -1,0 +1,475 @@
+"""Tests of weightdyn.lyapunov: known spectra, exact cocycles, covariance, an independent
+reference implementation, fixed-lag convergence and degenerate inputs."""
+
+import numpy as np
+import pytest
+import xarray as xr
+from scipy.linalg import solve_triangular
+
+from weightdyn import lyapunov as ly
+
+pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
+
+TRANSIENT = 80  # strides; the synthetic cocycle's gaps (≥ 0.4 per stride) converge far below 1e-8
+
+
+def sine(u, v):
+    """|sin ∠(u, v)| along axis −2 (columns), accurate for nearly parallel vectors."""
+    u = u / np.linalg.norm(u, axis=-2, keepdims=True)
+    v = v / np.linalg.norm(v, axis=-2, keepdims=True)
+    return np.linalg.norm(u - np.sum(u * v, axis=-2, keepdims=True) * v, axis=-2)
+
+
+def random_orthogonal(rng, shape, d):
+    q, r = np.linalg.qr(rng.standard_normal(shape + (d, d)))
+    return q * np.sign(np.diagonal(r, axis1=-2, axis2=-1))[..., None, :]
+
+
+def synthetic_cocycle(S=3, K=300, seed=1):
+    """M_k = A_{k+1} D_k A_k^{-1}: CLVs a_i(k), exponents mean ln|D_ii| (distinct means)."""
+    rng = np.random.default_rng(seed)
+    mu = np.array([0.6, 0.2, -0.3, -0.9])
+    d = mu.size
+    sigma = rng.uniform(0.5, 2.0, (S, K + 1, 1, d))  # singular values: cond(A_k) ≤ 4
+    A = random_orthogonal(rng, (S, K + 1), d) * sigma @ random_orthogonal(rng, (S, K + 1), d)
+    log_D = mu + 0.3 * rng.standard_normal((S, K, d))
+    D = rng.choice([-1.0, 1.0], (S, K, d)) * np.exp(log_D)
+    M = A[:, 1:] * D[:, :, None, :] @ np.linalg.inv(A[:, :-1])
+    return M, A, log_D
+
+
+def near_identity_cocycle(S=3, K=200, d=9, eta=0.02, steps=5, seed=2):
+    """Products of J = I − η H(t), H(t) symmetric and time-varying (like the project's)."""
+    rng = np.random.default_rng(seed)
+    B0, B1 = rng.standard_normal((2, S, 1, d, d))
+    t = np.arange(K * steps).reshape(1, K * steps, 1, 1)
+    B = B0 + np.sin(0.05 * t) * B1 + 0.5 * rng.standard_normal((S, K * steps, d, d))
+    J = (np.eye(d) - eta * (B + B.swapaxes(-1, -2))).reshape(S, K, steps, d, d)
+    M = J[:, :, 0]
+    for n in range(1, steps):
+        M = J[:, :, n] @ M
+    return M
+
+
+def henon_jacobians(n, a=1.4, b=0.3, transient=1000):
+    x, y = 0.1, 0.1
+    xs = np.empty(n)
+    for i in range(transient + n):
+        if i >= transient:
+            xs[i - transient] = x
+        x, y = 1.0 - a * x * x + y, b * x
+    J = np.zeros((1, n, 2, 2))
+    J[0, :, 0, 0] = -2.0 * a * xs
+    J[0, :, 0, 1] = 1.0
+    J[0, :, 1, 0] = b
+    return J
+
+
+# ----------------------------------------------------------------------------- known answers
+
+
+def test_henon_exponents():
+    res = ly.analyse(henon_jacobians(100_000), 1.0, seed=0, backward_transient=10)
+    np.testing.assert_allclose(res.lyapunov_exponent[0], [0.4192, -1.6232], atol=2e-3)
+    assert res.lyapunov_exponent.sum() == pytest.approx(np.log(0.3), abs=1e-10)
+
+
+def test_synthetic_cocycle_exponents_and_clvs():
+    M, A, log_D = synthetic_cocycle()
+    K = M.shape[1]
+    res = ly.analyse(M, 1.0, seed=3, forward_transient=TRANSIENT, backward_transient=TRANSIENT)
+    inner = slice(TRANSIENT, K - TRANSIENT)
+
+    # Once Q_k spans the flag of A_k = Q^A_k T_k: R_{k+1} = T_{k+1} D_k T_k^{-1} (up to signs).
+    log_T = np.log(np.abs(np.diagonal(np.linalg.qr(A)[1], axis1=-2, axis2=-1)))
+    exact_local = log_D + log_T[:, 1:] - log_T[:, :-1]
+    np.testing.assert_allclose(res.local_exponent[:, TRANSIENT:], exact_local[:, TRANSIENT:],
+                               rtol=0, atol=1e-8)
+    f = TRANSIENT
+    exact_whole = (log_D[:, f:].sum(1) + log_T[:, K] - log_T[:, f]) / (K - f)
+    np.testing.assert_allclose(res.lyapunov_exponent, exact_whole, rtol=0, atol=1e-8)
+    # i.e. the mean of ln|D_ii| up to a boundary term ≤ ln cond(A) / (K − f)
+    np.testing.assert_allclose(res.lyapunov_exponent, log_D[:, TRANSIENT:].mean(1),
+                               rtol=0, atol=np.log(4) / (K - TRANSIENT))
+
+    # CLVs are the columns of A_k; growth along them is ln|D_ii| + ln|a_i(k+1)| − ln|a_i(k)|.
+    V = ly.ginelli_clvs(M, seed=3)
+    assert sine(V[:, inner], A[:, inner]).max() <= 1e-8
+    log_a = np.log(np.linalg.norm(A, axis=-2))
+    exact_growth = log_D + log_a[:, 1:] - log_a[:, :-1]
+    np.testing.assert_allclose(res.clv_growth[:, inner], exact_growth[:, inner], rtol=0, atol=1e-8)
+    exact_angles = ly.clv_angles(A[:, 1:])
+    np.testing.assert_allclose(res.clv_angle[:, inner], exact_angles[:, inner], rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("make", [synthetic_cocycle, near_identity_cocycle])
+def test_log_det_identity(make):
+    M = make()[0] if make is synthetic_cocycle else make()
+    res = ly.analyse(M, 0.5, seed=0, backward_transient=10)
+    np.testing.assert_allclose(res.local_exponent.sum(-1) * 0.5, np.linalg.slogdet(M)[1],
+                               rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("make", [synthetic_cocycle, near_identity_cocycle])
+def test_covariance(make):
+    """M_k v_i(k) ∥ v_i(k+1); an off-by-one in R's index fails this on time-varying maps."""
+    M = make()[0] if make is synthetic_cocycle else make()
+    K = M.shape[1]
+    V = ly.ginelli_clvs(M, seed=4)
+    inner = slice(TRANSIENT, K - TRANSIENT)
+    assert sine(M[:, inner] @ V[:, inner], V[:, TRANSIENT + 1 : K - TRANSIENT + 1]).max() <= 1e-8
+    assert np.abs(np.linalg.norm(V, axis=-2) - 1.0).max() <= 1e-12
+
+
+# ----------------------------------------------------------------------------- fixed lag
+
+
+def test_fixed_lag_converges_to_ginelli():
+    M, A, _ = synthetic_cocycle()
+    K = M.shape[1]
+    pred = [100, 120]
+    lags = [1, 2, 5, 10, 20, 40, 80]
+    res = ly.analyse(M, 1.0, seed=5, backward_transient=TRANSIENT, prediction_index=pred, lags=lags)
+    error = res.clv_lag_error.max(axis=(0, 2, 3))
+    assert np.all(np.diff(error[1:]) < 0), error
+    assert error[-1] <= 1e-8
+    ginelli_angle = res.clv_angle[:, np.array(pred) - 1]  # row m − 1 holds v(m)
+    np.testing.assert_allclose(res.clv_angle_lagged[:, -1], ginelli_angle, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(res.clv_growth_lagged[:, -1], res.clv_growth[:, pred],
+                               rtol=0, atol=1e-8)
+    np.testing.assert_array_equal(res.lagged_available, np.add.outer(lags, pred))
+    # the true CLVs are recovered too
+    assert np.abs(res.clv_lag_error[:, -1]).max() <= 1e-8
+    np.testing.assert_allclose(res.clv_angle_lagged[:, -1], ly.clv_angles(A[:, pred]),
+                               rtol=0, atol=1e-8)
+
+    # L = K − k is Ginelli itself, bit for bit
+    full = ly.analyse(M, 1.0, seed=5, backward_transient=TRANSIENT, prediction_index=[100],
+                      lags=[K - 100])
+    np.testing.assert_array_equal(full.clv_angle_lagged[:, 0, 0], full.clv_angle[:, 99])
+    np.testing.assert_array_equal(full.clv_lag_error, 0.0)
+
+
+def test_fixed_lag_uses_no_data_after_its_start():
+    M = near_identity_cocycle(S=2, K=60, d=5)
+    k, L = 20, 10
+    a = ly.analyse(M, 0.1, seed=6, backward_transient=10, prediction_index=[k], lags=[L])
+    M2 = M.copy()
+    M2[:, k + L :] = np.random.default_rng(0).standard_normal(M2[:, k + L :].shape)
+    b = ly.analyse(M2, 0.1, seed=6, backward_transient=10, prediction_index=[k], lags=[L])
+    np.testing.assert_array_equal(a.clv_angle_lagged, b.clv_angle_lagged)
+    np.testing.assert_array_equal(a.clv_growth_lagged, b.clv_growth_lagged)
+    np.testing.assert_array_equal(a.ftle[:, : k + L], b.ftle[:, : k + L])
+
+
+def test_fixed_lag_beyond_the_run_is_nan():
+    M = near_identity_cocycle(S=2, K=30, d=4)
+    res = ly.analyse(M, 0.1, seed=0, backward_transient=5, prediction_index=[10, 25], lags=[5, 6])
+    assert np.isnan(res.clv_angle_lagged[:, 1, 1]).all()  # 25 + 6 > 30
+    assert np.isfinite(res.clv_angle_lagged[:, 0]).all()
+    assert np.isfinite(res.clv_angle_lagged[:, 1, 0]).all()
+
+
+# ----------------------------------------------------------------------------- reference
+
+
+def reference_analysis(M, dt, frame, start, pred, lags):
+    """Per-network loop: np.linalg.qr with sign fix, scipy triangular solves, direct M v."""
+    S, K, d = M.shape[:3]
+    i, j = np.triu_indices(d, 1)
+    keys = ("Q", "R", "V", "local", "growth", "angle", "angle_lag", "growth_lag")
+    out = {key: [] for key in keys}
+
+    def angles(V):
+        return np.arccos(np.clip(np.abs(np.sum(V[:, i] * V[:, j], axis=0)), 0.0, 1.0))
+
+    for s in range(S):
+        Qs, Rs = [frame], []
+        for k in range(K):
+            q, r = np.linalg.qr(M[s, k] @ Qs[-1])
+            sign = np.where(np.diag(r) < 0, -1.0, 1.0)
+            Qs.append(q * sign)
+            Rs.append(r * sign[:, None])
+
+        def backward(top, bottom):
+            C = start.copy()
+            for m in range(top, bottom, -1):
+                C = solve_triangular(Rs[m - 1], C)
+                C /= np.linalg.norm(C, axis=0)
+            return Qs[bottom] @ C
+
+        V = [None] * (K + 1)
+        C = start.copy()
+        V[K] = Qs[K] @ C
+        for m in range(K, 0, -1):
+            C = solve_triangular(Rs[m - 1], C)
+            C /= np.linalg.norm(C, axis=0)
+            V[m - 1] = Qs[m - 1] @ C
+        out["Q"].append(Qs)
+        out["R"].append(Rs)
+        out["V"].append(V)
+        out["local"].append([np.log(np.diag(r)) / dt for r in Rs])
+        out["growth"].append([np.log(np.linalg.norm(M[s, k] @ V[k], axis=0)) / dt
+                              for k in range(K)])
+        out["angle"].append([angles(V[m]) for m in range(1, K + 1)])
+        lagged = [[backward(k + L, k) for k in pred] for L in lags]
+        out["angle_lag"].append([[angles(v) for v in row] for row in lagged])
+        out["growth_lag"].append([[np.log(np.linalg.norm(M[s, k] @ v, axis=0)) / dt
+                                   for k, v in zip(pred, row)] for row in lagged])
+    return {key: np.array(value) for key, value in out.items()}
+
+
+def test_batched_equals_reference():
+    rng = np.random.default_rng(7)
+    S, K, d, dt = 4, 80, 5, 0.1
+    M = np.eye(d) + 0.6 * rng.standard_normal((S, K, d, d))
+    pred, lags, seed = [0, 3, 30], [1, 4, 25], 11
+    ref = reference_analysis(M, dt, ly.random_orthogonal(d, seed),
+                             ly.random_upper_triangular(d, seed), pred, lags)
+    res = ly.analyse(M, dt, seed=seed, backward_transient=0, prediction_index=pred, lags=lags)
+    Q, R = ly.qr_cocycle(M, ly.random_orthogonal(d, seed))
+    V = ly.ginelli_clvs(M, seed)
+    tol = dict(rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(Q, ref["Q"], **tol)
+    np.testing.assert_allclose(R, ref["R"], **tol)
+    np.testing.assert_allclose(V, ref["V"], **tol)
+    # logarithms compared before the division by dt
+    np.testing.assert_allclose(res.local_exponent * dt, ref["local"] * dt, **tol)
+    ref_ftle = np.cumsum(ref["local"], 1) / np.arange(1, K + 1)[:, None]
+    np.testing.assert_allclose(res.ftle * dt, ref_ftle * dt, **tol)
+    np.testing.assert_allclose(res.clv_growth * dt, ref["growth"] * dt, **tol)
+    np.testing.assert_allclose(res.clv_angle, ref["angle"], **tol)
+    np.testing.assert_allclose(res.clv_angle_lagged, ref["angle_lag"], **tol)
+    np.testing.assert_allclose(res.clv_growth_lagged * dt, ref["growth_lag"] * dt, **tol)
+    np.testing.assert_allclose(ly.clv_angles(V[:, 1:]), res.clv_angle, **tol)
+    # each network's arithmetic is independent of its batch
+    alone = ly.analyse(M[2:3], dt, seed=seed, backward_transient=0, prediction_index=pred,
+                       lags=lags)
+    np.testing.assert_array_equal(alone.clv_angle_lagged[0], res.clv_angle_lagged[2])
+    np.testing.assert_array_equal(alone.clv_angle[0], res.clv_angle[2])
+
+
+def test_windowed_ftle():
+    local = np.random.default_rng(8).standard_normal((2, 30, 3))
+    w = ly.windowed_ftle(local, 7)
+    by_hand = np.stack([local[:, k - 6 : k + 1].mean(1) for k in range(6, 30)], 1)
+    np.testing.assert_allclose(w[:, 6:], by_hand)
+    np.testing.assert_allclose(w[:, :6], ly.cumulative_ftle(local)[:, :6])
+
+
+# ----------------------------------------------------------------------------- degenerate
+
+
+def assert_sane(res):
+    for name in ("local_exponent", "ftle", "ftle_windowed", "lyapunov_exponent", "clv_angle",
+                 "clv_growth", "clv_angle_lagged", "clv_growth_lagged", "clv_lag_error"):
+        assert np.isfinite(getattr(res, name)).all(), name
+    assert (res.clv_angle >= 0).all() and (res.clv_angle <= np.pi / 2).all()
+
+
+def test_identity_propagators():
+    M = np.broadcast_to(np.eye(4), (2, 40, 4, 4)).astype(np.float32)
+    res = ly.analyse(M, 0.005, seed=0, backward_transient=10, prediction_index=[1, 5], lags=[1, 20])
+    assert_sane(res)
+    assert np.abs(res.local_exponent).max() <= 1e-12     # ln R_ii = O(ε) with a random Q_0
+    assert np.abs(res.lyapunov_exponent).max() <= 1e-12
+    assert np.abs(res.clv_growth).max() <= 1e-12
+    # nothing moves: every CLV is F c_i for its column c_i of C* (F orthogonal keeps angles)
+    expected = ly.clv_angles(ly.random_upper_triangular(4, 0))
+    np.testing.assert_allclose(res.clv_angle, np.broadcast_to(expected, res.clv_angle.shape),
+                               atol=1e-12)
+
+
+def test_dead_unit_block_identity():
+    """Dead ReLU units: M is the identity on their (coordinate-aligned) parameters.
+
+    With the random initial frame the zero exponents are sorted into the spectrum of the live
+    block and no CLV is pulled onto another (with Q_0 = I the angle of such pairs was exactly 0).
+    """
+    d, dead = 9, [2, 3, 5, 7]
+    alive = [i for i in range(d) if i not in dead]
+    B = near_identity_cocycle(S=2, K=150, d=len(alive), eta=0.05)
+    M = np.zeros(B.shape[:2] + (d, d))
+    M[..., dead, dead] = 1.0
+    M[..., np.ix_(alive, alive)[0], np.ix_(alive, alive)[1]] = B
+    res = ly.analyse(M.astype(np.float32), 0.005, seed=1, backward_transient=20,
+                     prediction_index=[1, 3, 50], lags=[1, 10, 100])
+    assert_sane(res)
+    np.testing.assert_allclose(res.local_exponent.sum(-1) * 0.005,
+                               np.linalg.slogdet(M.astype(np.float32).astype(float))[1], atol=1e-10)
+    live = ly.analyse(B.astype(np.float32), 0.005, seed=1, backward_transient=20)
+    outer = [0, 1, -2, -1]                                  # well separated from the zeros
+    scale = np.abs(live.lyapunov_exponent).max()            # finite-time (K·dt = 0.75) spread
+    np.testing.assert_allclose(res.lyapunov_exponent[:, outer],
+                               live.lyapunov_exponent[:, [0, 1, -2, -1]], atol=0.03 * scale)
+    assert (np.diff(res.lyapunov_exponent, axis=1) < 5.0).all()      # sorted up to transients
+    assert res.clv_angle[:, res.clv_converged].min() > 1e-2
+
+
+def test_singular_propagators():
+    rng = np.random.default_rng(9)
+    M = rng.standard_normal((2, 50, 4, 4))
+    M[:, ::7, :, 1] = 0.0                # exactly singular strides
+    M[:, 3] = 0.0                        # the zero map
+    M[1, 10] *= 1e-300                   # nearly zero
+    res = ly.analyse(M, 1.0, seed=0, backward_transient=5, prediction_index=[0, 4, 11], lags=[1, 3])
+    assert_sane(res)
+    assert res.local_exponent.min() >= ly.LOG_FLOOR
+    np.testing.assert_array_equal(res.local_exponent[:, 3], ly.LOG_FLOOR)
+
+
+def test_diverged_network_is_masked_and_isolated():
+    M = near_identity_cocycle(S=3, K=120, d=5)
+    n_div, b, pred, lags = 40, 10, [5, 25, 60], [1, 10]
+    M[1, n_div:] = np.nan
+    kw = dict(seed=2, backward_transient=b, window=8, prediction_index=pred, lags=lags)
+    res = ly.analyse(M, 0.1, **kw)
+    np.testing.assert_array_equal(res.n_valid, [120, n_div, 120])
+    np.testing.assert_array_equal(res.valid, [True, False, True])
+
+    others = ly.analyse(M[[0, 2]], 0.1, **kw)
+    for name in ("local_exponent", "ftle", "ftle_windowed", "lyapunov_exponent", "clv_angle",
+                 "clv_growth", "clv_angle_lagged", "clv_growth_lagged", "clv_lag_error"):
+        np.testing.assert_array_equal(getattr(res, name)[[0, 2]], getattr(others, name))
+
+    # the diverged network is analysed as a run of n_div strides; NaN exactly where documented
+    short = ly.analyse(M[1:2, :n_div], 0.1, **kw)
+    for name in ("local_exponent", "ftle", "ftle_windowed"):
+        x = getattr(res, name)[1]
+        np.testing.assert_array_equal(x[:n_div], getattr(short, name)[0])
+        assert np.isnan(x[n_div:]).all()
+    assert np.isnan(res.lyapunov_exponent[1]).all()
+    cut = n_div - b
+    angle, growth = res.clv_angle[1], res.clv_growth[1]
+    np.testing.assert_array_equal(angle[:cut], short.clv_angle[0, :cut])  # row m−1 = v(m)
+    assert np.isnan(angle[cut:]).all() and np.isfinite(angle[:cut]).all()
+    assert np.isnan(growth[cut + 1 :]).all() and np.isfinite(growth[: cut + 1]).all()
+    available = np.add.outer(lags, pred) <= n_div
+    assert np.isfinite(res.clv_angle_lagged[1][available]).all()
+    assert np.isnan(res.clv_angle_lagged[1][~available]).all()
+    np.testing.assert_array_equal(res.clv_lag_error[1][:, 2], np.nan)  # Ginelli v(60) unconverged
+
+
+def test_tangencies_and_labels():
+    assert ly.pair_labels(3) == ["1-2", "1-3", "2-3"]
+    angles = np.array([0.05, 0.2, np.nan])
+    np.testing.assert_array_equal(ly.tangencies(angles, 0.1), [True, False, False])
+
+
+# ----------------------------------------------------------------------------- chunk file
+
+
+def make_chunk(S=4, K=30, d=3, s=5, eta=1e-3):
+    M = near_identity_cocycle(S=S, K=K, d=d, eta=0.05).astype(np.float32)
+    M[2, 20:] = np.nan
+    names = [f"p{i}" for i in range(d)]
+    return xr.Dataset(
+        {"propagator": (("network", "stride", "param_i", "param_j"), M),
+         "diverged": ("network", np.array([0, 0, 1, 0], np.int8)),
+         "divergence_step": ("network", np.array([-1, -1, 100, -1]))},
+        coords={"network": np.arange(100, 100 + S), "stride": np.arange(K),
+                "param_i": names, "param_j": names},
+        attrs={"learning_rate": eta, "jacobian_stride": s, "steps": K * s,
+               "activation": "tanh", "initialization": "uniform"},
+    )  # fmt: skip
+
+
+CFG = {
+    "seed": 3,
+    "lyapunov": {"forward_transient": 0, "backward_transient": 10, "window": 4,
+                 "lags": [5, 10, 20], "tangency_threshold": 0.1, "output_stride": 1},
+    "prediction": {"times": [0.005, 0.010, 0.015, 0.025, 0.05]},
+}  # fmt: skip
+
+
+def test_analyse_chunk(tmp_path):
+    ds = ly.analyse_chunk(make_chunk(), CFG)
+    assert dict(ds.sizes) == {"network": 4, "time": 30, "exponent": 3, "pair": 3, "lag": 3,
+                              "prediction_time": 5}
+    dims = {
+        "local_exponent": ("network", "time", "exponent"), "ftle": ("network", "time", "exponent"),
+        "ftle_windowed": ("network", "time", "exponent"),
+        "lyapunov_exponent": ("network", "exponent"), "clv_angle": ("network", "time", "pair"),
+        "clv_growth": ("network", "time", "exponent"),
+        "clv_angle_lagged": ("network", "lag", "prediction_time", "pair"),
+        "clv_growth_lagged": ("network", "lag", "prediction_time", "exponent"),
+        "clv_lag_error": ("network", "lag", "prediction_time", "exponent"),
+        "lagged_available_time": ("lag", "prediction_time"), "clv_converged": ("time",),
+        "clv_tangency_fraction": ("network", "pair"), "valid": ("network",),
+    }  # fmt: skip
+    for name, dim in dims.items():
+        assert ds[name].dims == dim, name
+        assert ds[name].attrs["long_name"] and "units" in ds[name].attrs, name
+        if name not in ("valid", "clv_converged"):
+            assert ds[name].dtype == np.float64, name
+    assert ds["local_exponent"].attrs["units"] == "1/t" and ds["clv_angle"].attrs["units"] == "rad"
+    np.testing.assert_array_equal(ds["network"], np.arange(100, 104))
+    np.testing.assert_array_equal(ds["time"][:3], [0.005, 0.010, 0.015])
+    np.testing.assert_array_equal(ds["lag"], [5, 10, 20])
+    assert list(ds["pair"].values) == ["1-2", "1-3", "2-3"]
+    np.testing.assert_array_equal(ds["valid"], [1, 1, 0, 1])
+    assert int(ds["clv_converged"].sum()) == 30 - 10
+    # t* = 0.015 is CLV index 3; with L = 10 steps = 2 strides it is available at index 5
+    assert ds["lagged_available_time"].sel(lag=10, prediction_time=0.015) == 0.025
+    assert ds["ftle"].sel(time=0.015).shape == (4, 3)
+    ok = ds.sel(network=[100, 101, 103])
+    for name in ("ftle", "clv_angle_lagged", "clv_tangency_fraction", "lyapunov_exponent"):
+        assert np.isfinite(ok[name]).all(), name
+    assert np.isfinite(ok["clv_angle"].where(ds["clv_converged"] == 1, 0.0)).all()
+    assert np.isnan(ds["lyapunov_exponent"].sel(network=102)).all()
+    assert np.isnan(ds["ftle"].sel(network=102).isel(time=slice(20, None))).all()
+    assert ds.attrs["weightdyn_version"] and ds.attrs["activation"] == "tanh"
+
+    path = tmp_path / "chunk.nc"
+    ds.to_netcdf(path, engine="netcdf4")
+    with xr.open_dataset(path, engine="netcdf4") as back:
+        xr.testing.assert_identical(back.load(), ds)
+
+
+def test_analyse_chunk_thins_time_series_but_keeps_prediction_times():
+    full = ly.analyse_chunk(make_chunk(), CFG)
+    cfg = {**CFG, "lyapunov": {**CFG["lyapunov"], "output_stride": 4}}
+    thin = ly.analyse_chunk(make_chunk(), cfg)
+    ends = [1, 2, 3, 4, 5, 8, 10, 12, 16, 20, 24, 28]     # multiples of 4 ∪ t*/dt
+    np.testing.assert_allclose(thin["time"], np.round(np.array(ends) * 0.005, 12))
+    for name in ("local_exponent", "ftle", "ftle_windowed", "clv_angle", "clv_growth"):
+        xr.testing.assert_identical(thin[name], full[name].sel(time=thin["time"]))
+    for name in ("clv_tangency_fraction", "lyapunov_exponent", "clv_angle_lagged"):
+        xr.testing.assert_identical(thin[name], full[name])   # from the full resolution
+
+
+def test_analyse_chunk_rejects_lag_not_multiple_of_stride():
+    cfg = {**CFG, "lyapunov": {**CFG["lyapunov"], "lags": [5, 7]}}
+    with pytest.raises(ValueError, match="lyapunov.lags"):
+        ly.analyse_chunk(make_chunk(), cfg)
+
+
+@pytest.mark.parametrize("act_name", ["tanh", "relu"])
+def test_covariance_on_the_project_propagators(act_name, default_config):
+    """M_k v_i(k) ∥ v_i(k+1) on real training trajectories (float64 propagators)."""
+    from weightdyn import activations, engine
+    from weightdyn.initialization import initial_parameters
+    from weightdyn.network import Architecture
+    from weightdyn.task import teacher_task
+
+    cfg = default_config
+    arch = Architecture.from_config(cfg)
+    theta0 = initial_parameters(arch, cfg["seed"], act_name, "normal", range(6))
+    out = engine.integrate(theta0, arch, activations.get(act_name),
+                           teacher_task(arch, act_name, cfg["task"]), 1e-3, 600, 10, 5, 1e8,
+                           "float64")
+    M = out.propagator
+    V = ly.ginelli_clvs(M, seed=cfg["seed"])
+    K, b = M.shape[1], 30                                   # b: backward transient (strides)
+    image = M[:, : K - b] @ V[:, : K - b]                    # columns M_k v_i(k)
+    nxt = V[:, 1 : K - b + 1]                                # columns v_i(k+1)
+    size = np.linalg.norm(image, axis=-2)
+    u = image / size[..., None, :]
+    sine = np.linalg.norm(u - np.sum(u * nxt, axis=-2, keepdims=True) * nxt, axis=-2)
+    # Rounding of v_i(k) (relative ε) is amplified by κ = ‖M_k‖ / ‖M_k v_i(k)‖; strides where
+    # η·λ_max(H) ≈ 1 make M_k nearly singular (κ up to 1e14 for the most contracting CLV), so
+    # the bound is 1e-8 where κ ≤ 1e6 and round-off level (100 ε κ) everywhere.
+    kappa = np.linalg.norm(M[:, : K - b], ord=2, axis=(-2, -1))[..., None] / size
+    assert (kappa <= 1e6).mean() > 0.9
+    assert sine[kappa <= 1e6].max() <= 1e-8
+    assert (sine <= 100 * np.finfo(float).eps * kappa + 1e-12).all()
