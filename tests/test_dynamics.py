@@ -129,3 +129,16 @@ def test_parameter_layout_and_grid_order(default_config):
 def test_teacher_shape_mismatch_is_reported(default_config):
     with pytest.raises(ValueError, match="task.teacher.W1"):
         teacher_task(Architecture(3, 2, 1), "tanh", default_config["task"])
+
+
+def test_vectorisable_tanh_is_accurate_to_a_few_ulp():
+    rng = np.random.default_rng(0)
+    z = np.concatenate([rng.normal(0, 3, 200_000), np.linspace(-25, 25, 200_001),
+                        np.geomspace(1e-300, 1.0, 2000), -np.geomspace(1e-300, 1.0, 2000)])
+    exact = np.tanh(z)
+    ulp = np.abs(activations.tanh_expm1(z) - exact) / np.spacing(np.abs(exact))
+    assert ulp.max() <= 4
+    special = np.array([0.0, -0.0, 20.0, -21.0, 700.0, np.inf, -np.inf])
+    np.testing.assert_array_equal(activations.tanh_expm1(special), np.tanh(special))
+    assert np.signbit(activations.tanh_expm1(-0.0))
+    assert np.isnan(activations.tanh_expm1(np.nan))
