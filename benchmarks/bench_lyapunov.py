@@ -6,8 +6,8 @@ float32, like the simulation's chunks), against the same work done in plain NumP
 networks (loop over strides) and per network (a loop over networks, timed on a subset and
 extrapolated linearly).
 
-    PYTHONPATH=src python benchmarks/bench_lyapunov.py            # default chunk, 500 × 600
-    PYTHONPATH=src python benchmarks/bench_lyapunov.py --small    # 50 × 600, quick check
+    python benchmarks/bench_lyapunov.py            # default chunk, 500 × 600
+    python benchmarks/bench_lyapunov.py --small    # 50 × 600, quick check
 """
 
 from __future__ import annotations
@@ -20,18 +20,22 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
+import sys  # noqa: E402
 import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 from scipy.linalg import solve_triangular  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from weightdyn import lyapunov as ly  # noqa: E402
 
 CFG = {
     "seed": 20250508,
     "lyapunov": {"forward_transient": 0, "backward_transient": 100, "window": 20,
-                 "lags": [5, 10, 20, 50, 100], "tangency_threshold": 0.1},
+                 "lags": [5, 10, 20, 50, 100], "tangency_threshold": 0.1,
+                 "output_stride": 20},
     "prediction": {"times": [0.005, 0.010, 0.015, 0.025, 0.05, 0.1, 0.2, 0.5]},
 }  # fmt: skip
 ETA, STRIDE = 1e-3, 5
@@ -69,11 +73,11 @@ def _angles(C, i, j):
     return np.arccos(np.clip(np.abs(np.sum(C[..., :, i] * C[..., :, j], axis=-2)), 0.0, 1.0))
 
 
-def numpy_batched(M, pred, lags, start):
+def numpy_batched(M, pred, lags, frame, start):
     """Benettin, Ginelli (angles, growth) and fixed-lag estimates, vectorised over networks."""
     S, K, d = M.shape[:3]
     i, j = np.triu_indices(d, 1)
-    Q = np.broadcast_to(np.eye(d), (S, d, d))
+    Q = np.broadcast_to(frame, (S, d, d))
     R = np.empty((S, K, d, d))
     local = np.empty((S, K, d))
     for k in range(K):
@@ -100,13 +104,13 @@ def numpy_batched(M, pred, lags, start):
     return local, angle, growth, lagged
 
 
-def numpy_per_network(M, pred, lags, start):
+def numpy_per_network(M, pred, lags, frame, start):
     """The same per network: np.linalg.qr, scipy triangular solves, Python loops."""
     S, K, d = M.shape[:3]
     i, j = np.triu_indices(d, 1)
     results = []
     for s in range(S):
-        Q = np.eye(d)
+        Q = frame
         Rs = []
         for k in range(K):
             Q, r = _sign_fixed_qr(M[s, k] @ Q)
@@ -161,14 +165,16 @@ def main():
     pred = np.rint(np.array(CFG["prediction"]["times"]) / dt).astype(int)
     lags = np.array(CFG["lyapunov"]["lags"]) // STRIDE
     start = ly.random_upper_triangular(M.shape[2], CFG["seed"])
+    frame = ly.random_orthogonal(M.shape[2], CFG["seed"])
     work = S * K
     print(f"chunk: {S} networks x {K} strides of {M.shape[2]}x{M.shape[2]} {M.dtype} propagators; "
           f"Benettin + Ginelli + fixed-lag at {pred.size} prediction times x {lags.size} lags")
 
     # NumPy first: OpenMP threads left spinning by a numba parallel region slow NumPy down.
-    batched = timed(numpy_batched, M.astype(np.float64), pred, lags, start)
+    batched = timed(numpy_batched, M.astype(np.float64), pred, lags, frame, start)
     n_loop = min(args.loop_networks, S)
-    loop = timed(numpy_per_network, M[:n_loop].astype(np.float64), pred, lags, start) * S / n_loop
+    loop = timed(numpy_per_network, M[:n_loop].astype(np.float64), pred, lags, frame,
+                 start) * S / n_loop
     first = timed(ly.analyse_chunk, sim, CFG)
     compiled = timed(ly.analyse_chunk, sim, CFG, repeat=3)
 
