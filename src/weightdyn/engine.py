@@ -23,7 +23,11 @@ Two implementations with identical semantics:
 from __future__ import annotations
 
 import functools
+import hashlib
+import inspect
+import types
 from dataclasses import dataclass
+from pathlib import Path
 
 import numba
 import numpy as np
@@ -96,162 +100,180 @@ def _dot3(x, y, z):
     return acc
 
 
+def _trajectory(theta0, xt, targets_t, hidden, eta, steps, rec_steps, stride, bound,
+                theta_out, loss_out, prop_out):
+    """One network (see module docstring); returns (final loss, divergence step).
+
+    Template: compiled per activation by :func:`compiled_kernel` with the global ``sigma``
+    bound to the activation's compiled derivatives.
+    """
+    d = theta0.size
+    n = xt.shape[0] - 1                 # xt = x̃ᵀ, last row ones
+    samples = xt.shape[1]
+    outputs = targets_t.shape[0]
+    o1 = hidden * n                     # start of b1
+    o2 = o1 + hidden                    # start of W2
+    o3 = o2 + outputs * hidden          # start of b2
+    first = np.empty((hidden, n + 1), dtype=np.int64)   # θ index of W1[i,j] / b1[i]
+    for i in range(hidden):
+        for j in range(n):
+            first[i, j] = i * n + j
+        first[i, n] = o1 + i
+
+    xx = np.empty((n + 1, n + 1, samples))             # x̃_j x̃_m per sample
+    for j in range(n + 1):
+        for m in range(n + 1):
+            for p in range(samples):
+                xx[j, m, p] = xt[j, p] * xt[m, p]
+
+    theta = theta0.copy()
+    f = np.empty((hidden, samples))
+    f1 = np.empty((hidden, samples))
+    f2 = np.empty((hidden, samples))
+    err = np.empty((outputs, samples))
+    back = np.empty(samples)
+    zbuf = np.empty(samples)
+    G = np.zeros((outputs, d, samples))
+    for k in range(outputs):            # ∂y_k/∂b2[k] = 1, ∂y_k/∂(other output units) = 0
+        G[k, o3 + k, :] = 1.0
+    H = np.empty((d, d))
+    grad = np.empty(d)
+    P = np.eye(d)
+    PJ = np.empty((d, d))
+    r = 0
+    k_stride = 0
+
+    for step in range(steps + 1):
+        # forward pass: z = W1 x + b1, σ and derivatives, residuals e = y − t
+        for i in range(hidden):
+            for p in range(samples):
+                z = theta[o1 + i]
+                for j in range(n):
+                    z += theta[i * n + j] * xt[j, p]
+                zbuf[p] = z
+            for p in range(samples):
+                f[i, p], f1[i, p], f2[i, p] = sigma(zbuf[p])
+        loss = 0.0
+        for k in range(outputs):
+            for p in range(samples):
+                y = theta[o3 + k]
+                for i in range(hidden):
+                    y += theta[o2 + k * hidden + i] * f[i, p]
+                err[k, p] = y - targets_t[k, p]
+                loss += 0.5 * err[k, p] * err[k, p]
+
+        healthy = np.isfinite(loss) and loss <= bound
+        for q in range(d):
+            healthy = healthy and abs(theta[q]) <= bound
+        if not healthy:
+            return np.inf, step
+        if r < rec_steps.size and rec_steps[r] == step:
+            theta_out[r, :] = theta
+            loss_out[r] = loss
+            r += 1
+        if step == steps:
+            return loss, -1
+
+        # ∇y_k per sample: rows of W1/b1 are W2[k,i] σ'(z_i) x̃_j, rows of W2[k,:] are h
+        for k in range(outputs):
+            for i in range(hidden):
+                w = theta[o2 + k * hidden + i]
+                for j in range(n + 1):
+                    row = first[i, j]
+                    for p in range(samples):
+                        G[k, row, p] = w * f1[i, p] * xt[j, p]
+                for p in range(samples):
+                    G[k, o2 + k * hidden + i, p] = f[i, p]
+
+        # Gauss–Newton term H_ab = Σ_kμ ∂_a y_k ∂_b y_k (upper triangle)
+        for a in range(d):
+            for b in range(a, d):
+                acc = 0.0
+                for k in range(outputs):
+                    acc += _dot(G[k, a], G[k, b])
+                H[a, b] = acc
+
+        # gradient and residual term Σ e ∇²y, both from the sums
+        #   cross[i,j,k] = Σ_μ e_k σ'(z_i) x̃_j   and   Σ_μ u_i σ''(z_i) x̃_j x̃_m,
+        # with u_i = Σ_k e_k W2[k,i] (upper triangle: first-layer index < W2 index)
+        for k in range(outputs):
+            grad[o3 + k] = _sum(err[k])
+            for i in range(hidden):
+                grad[o2 + k * hidden + i] = _dot(err[k], f[i])
+        for i in range(hidden):
+            for p in range(samples):
+                acc = 0.0
+                for k in range(outputs):
+                    acc += err[k, p] * theta[o2 + k * hidden + i]
+                back[p] = acc * f2[i, p]
+            for j in range(n + 1):
+                g = 0.0
+                for k in range(outputs):
+                    cross = _dot3(err[k], f1[i], xt[j])
+                    H[first[i, j], o2 + k * hidden + i] += cross
+                    g += theta[o2 + k * hidden + i] * cross
+                grad[first[i, j]] = g
+                for m in range(j, n + 1):
+                    H[first[i, j], first[i, m]] += _dot(back, xx[j, m])
+        for a in range(d):
+            for b in range(a):
+                H[a, b] = H[b, a]
+
+        # propagator P ← J_n P = P − η H P, stored every `stride` steps
+        for a in range(d):
+            for b in range(d):
+                PJ[a, b] = P[a, b]
+            for c in range(d):
+                h_ac = eta * H[a, c]
+                for b in range(d):
+                    PJ[a, b] -= h_ac * P[c, b]
+        if (step + 1) % stride == 0:
+            prop_out[k_stride] = PJ
+            k_stride += 1
+            P[:] = 0.0
+            for a in range(d):
+                P[a, a] = 1.0
+        else:
+            P[:] = PJ
+
+        for a in range(d):
+            theta[a] -= eta * grad[a]
+    return loss, -1
+
+
+def _integrate_all(theta0, xt, targets_t, hidden, eta, steps, rec_steps, stride, bound,
+                   theta_out, loss_out, prop_out, final_loss, divergence_step):
+    """All networks in parallel (template; global ``trajectory`` bound per activation)."""
+    for s in numba.prange(theta0.shape[0]):
+        final_loss[s], divergence_step[s] = trajectory(
+            theta0[s], xt, targets_t, hidden, eta, steps, rec_steps, stride, bound,
+            theta_out[s], loss_out[s], prop_out[s],
+        )
+
+
+def _specialise(template, name: str, **bindings):
+    """``template`` as a new function ``name`` whose globals also hold ``bindings``."""
+    fn = types.FunctionType(template.__code__, {**template.__globals__, **bindings}, name)
+    fn.__qualname__ = name
+    fn.__doc__ = template.__doc__
+    return fn
+
+
 @functools.cache
 def compiled_kernel(act: Activation):
-    """The compiled integrator for one activation (σ inlined into the loops so they vectorise).
+    """The compiled integrator for one activation, σ inlined so that the loops vectorise.
 
-    Compiled once per activation and process; numba caches the machine code on disk.
+    The templates above are compiled with σ bound as a global (not a closure variable, which
+    numba's disk cache cannot key), under names carrying the activation's name and a hash of
+    the source file defining it: the machine code is cached on disk across processes, and an
+    edit of the activation's source compiles afresh.
     """
-    sigma = act.compiled
-
-    @numba.njit(cache=True, fastmath=_FASTMATH, error_model="numpy")
-    def trajectory(theta0, xt, targets_t, hidden, eta, steps, rec_steps, stride, bound,
-                    theta_out, loss_out, prop_out):
-        """One network (see module docstring); returns (final loss, divergence step)."""
-        d = theta0.size
-        n = xt.shape[0] - 1                 # xt = x̃ᵀ, last row ones
-        samples = xt.shape[1]
-        outputs = targets_t.shape[0]
-        o1 = hidden * n                     # start of b1
-        o2 = o1 + hidden                    # start of W2
-        o3 = o2 + outputs * hidden          # start of b2
-        first = np.empty((hidden, n + 1), dtype=np.int64)   # θ index of W1[i,j] / b1[i]
-        for i in range(hidden):
-            for j in range(n):
-                first[i, j] = i * n + j
-            first[i, n] = o1 + i
-
-        xx = np.empty((n + 1, n + 1, samples))             # x̃_j x̃_m per sample
-        for j in range(n + 1):
-            for m in range(n + 1):
-                for p in range(samples):
-                    xx[j, m, p] = xt[j, p] * xt[m, p]
-
-        theta = theta0.copy()
-        f = np.empty((hidden, samples))
-        f1 = np.empty((hidden, samples))
-        f2 = np.empty((hidden, samples))
-        err = np.empty((outputs, samples))
-        back = np.empty(samples)
-        zbuf = np.empty(samples)
-        G = np.zeros((outputs, d, samples))
-        for k in range(outputs):            # ∂y_k/∂b2[k] = 1, ∂y_k/∂(other output units) = 0
-            G[k, o3 + k, :] = 1.0
-        H = np.empty((d, d))
-        grad = np.empty(d)
-        P = np.eye(d)
-        PJ = np.empty((d, d))
-        r = 0
-        k_stride = 0
-
-        for step in range(steps + 1):
-            # forward pass: z = W1 x + b1, σ and derivatives, residuals e = y − t
-            for i in range(hidden):
-                for p in range(samples):
-                    z = theta[o1 + i]
-                    for j in range(n):
-                        z += theta[i * n + j] * xt[j, p]
-                    zbuf[p] = z
-                for p in range(samples):
-                    f[i, p], f1[i, p], f2[i, p] = sigma(zbuf[p])
-            loss = 0.0
-            for k in range(outputs):
-                for p in range(samples):
-                    y = theta[o3 + k]
-                    for i in range(hidden):
-                        y += theta[o2 + k * hidden + i] * f[i, p]
-                    err[k, p] = y - targets_t[k, p]
-                    loss += 0.5 * err[k, p] * err[k, p]
-
-            healthy = np.isfinite(loss) and loss <= bound
-            for q in range(d):
-                healthy = healthy and abs(theta[q]) <= bound
-            if not healthy:
-                return np.inf, step
-            if r < rec_steps.size and rec_steps[r] == step:
-                theta_out[r, :] = theta
-                loss_out[r] = loss
-                r += 1
-            if step == steps:
-                return loss, -1
-
-            # ∇y_k per sample: rows of W1/b1 are W2[k,i] σ'(z_i) x̃_j, rows of W2[k,:] are h
-            for k in range(outputs):
-                for i in range(hidden):
-                    w = theta[o2 + k * hidden + i]
-                    for j in range(n + 1):
-                        row = first[i, j]
-                        for p in range(samples):
-                            G[k, row, p] = w * f1[i, p] * xt[j, p]
-                    for p in range(samples):
-                        G[k, o2 + k * hidden + i, p] = f[i, p]
-
-            # Gauss–Newton term H_ab = Σ_kμ ∂_a y_k ∂_b y_k (upper triangle)
-            for a in range(d):
-                for b in range(a, d):
-                    acc = 0.0
-                    for k in range(outputs):
-                        acc += _dot(G[k, a], G[k, b])
-                    H[a, b] = acc
-
-            # gradient and residual term Σ e ∇²y, both from the sums
-            #   cross[i,j,k] = Σ_μ e_k σ'(z_i) x̃_j   and   Σ_μ u_i σ''(z_i) x̃_j x̃_m,
-            # with u_i = Σ_k e_k W2[k,i] (upper triangle: first-layer index < W2 index)
-            for k in range(outputs):
-                grad[o3 + k] = _sum(err[k])
-                for i in range(hidden):
-                    grad[o2 + k * hidden + i] = _dot(err[k], f[i])
-            for i in range(hidden):
-                for p in range(samples):
-                    acc = 0.0
-                    for k in range(outputs):
-                        acc += err[k, p] * theta[o2 + k * hidden + i]
-                    back[p] = acc * f2[i, p]
-                for j in range(n + 1):
-                    g = 0.0
-                    for k in range(outputs):
-                        cross = _dot3(err[k], f1[i], xt[j])
-                        H[first[i, j], o2 + k * hidden + i] += cross
-                        g += theta[o2 + k * hidden + i] * cross
-                    grad[first[i, j]] = g
-                    for m in range(j, n + 1):
-                        H[first[i, j], first[i, m]] += _dot(back, xx[j, m])
-            for a in range(d):
-                for b in range(a):
-                    H[a, b] = H[b, a]
-
-            # propagator P ← J_n P = P − η H P, stored every `stride` steps
-            for a in range(d):
-                for b in range(d):
-                    PJ[a, b] = P[a, b]
-                for c in range(d):
-                    h_ac = eta * H[a, c]
-                    for b in range(d):
-                        PJ[a, b] -= h_ac * P[c, b]
-            if (step + 1) % stride == 0:
-                prop_out[k_stride] = PJ
-                k_stride += 1
-                P[:] = 0.0
-                for a in range(d):
-                    P[a, a] = 1.0
-            else:
-                P[:] = PJ
-
-            for a in range(d):
-                theta[a] -= eta * grad[a]
-        return loss, -1
-
-
-    @numba.njit(parallel=True, cache=True, error_model="numpy")
-    def integrate_all(theta0, xt, targets_t, hidden, eta, steps, rec_steps, stride, bound,
-                   theta_out, loss_out, prop_out, final_loss, divergence_step):
-        for s in numba.prange(theta0.shape[0]):
-            final_loss[s], divergence_step[s] = trajectory(
-                theta0[s], xt, targets_t, hidden, eta, steps, rec_steps, stride, bound,
-                theta_out[s], loss_out[s], prop_out[s],
-            )
-
-    return integrate_all
+    source = Path(inspect.getsourcefile(act.derivatives)).read_bytes()
+    tag = f"{act.name}_{hashlib.sha256(source).hexdigest()[:12]}"
+    trajectory = numba.njit(cache=True, fastmath=_FASTMATH, error_model="numpy")(
+        _specialise(_trajectory, f"_trajectory_{tag}", sigma=act.compiled))
+    return numba.njit(parallel=True, cache=True, error_model="numpy")(
+        _specialise(_integrate_all, f"_integrate_all_{tag}", trajectory=trajectory))
 
 
 def integrate(theta0, arch: Architecture, act: Activation, task: Task, learning_rate: float,

@@ -1,0 +1,339 @@
+"""Config validation (one test per bad-config case, each asserting the key is named) and the
+fan-out helpers of weightdyn.config."""
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from weightdyn import activations, initialization
+from weightdyn.config import (
+    ConfigError,
+    chunk_id,
+    chunk_ids,
+    chunk_range,
+    chunk_ranges,
+    combinations,
+    gather_resources,
+    simulate_resources,
+    simulation_config,
+    validate_config,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
+
+
+def load(name="config.yaml"):
+    with open(ROOT / name, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+@pytest.fixture
+def cfg(config):
+    """A modifiable copy of config.yaml (conftest.py)."""
+    return config
+
+
+def reject(cfg, *fragments, schema=SCHEMA):
+    """validate_config must raise ConfigError whose message contains every fragment."""
+    with pytest.raises(ConfigError) as info:
+        validate_config(cfg, schema=schema)
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"
+    return message
+
+
+# --------------------------------------------------------------------------- valid configs
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "config/quick.yaml", "config/tiny.yaml"])
+def test_shipped_configs_are_valid(name):
+    validate_config(load(name), schema=SCHEMA)
+
+
+def test_shipped_configs_are_complete_and_science_only():
+    keys = set(load())
+    for name in ("config/quick.yaml", "config/tiny.yaml"):
+        assert set(load(name)) == keys, name
+
+
+def test_valid_without_schema(cfg):
+    validate_config(cfg)
+
+
+# --------------------------------------------------------------------------- unknown names
+
+
+def test_unknown_activation_names_key_and_registry(cfg):
+    cfg["activations"] = ["tanh", "relux"]
+    message = reject(cfg, "activations[1]", "relux")
+    for name in activations.names():
+        assert name in message
+
+
+def test_unknown_initialization_names_key_and_schemes(cfg):
+    cfg["initializations"] = ["glorot"]
+    message = reject(cfg, "initializations[0]", "glorot")
+    for name in initialization.SCHEMES:
+        assert name in message
+
+
+def test_duplicate_activation(cfg):
+    cfg["activations"] = ["tanh", "tanh"]
+    reject(cfg, "activations", "duplicates")
+
+
+def test_unknown_propagator_dtype_lists_allowed(cfg):
+    cfg["recording"]["propagator_dtype"] = "float16"
+    reject(cfg, "recording.propagator_dtype", "float32", "float64")
+
+
+# --------------------------------------------------------------------------- counts
+
+
+@pytest.mark.parametrize("key", ["ensemble.networks", "ensemble.chunk_size", "training.steps",
+                                 "recording.record_stride", "recording.jacobian_stride",
+                                 "network.hidden", "lyapunov.window", "task.grid_points"])
+@pytest.mark.parametrize("value", [0, -3])
+def test_non_positive_count(cfg, key, value):
+    section, name = key.split(".")
+    cfg[section][name] = value
+    reject(cfg, key)
+
+
+@pytest.mark.parametrize("value", [12.5, "8000"])
+def test_non_integer_count_schema(cfg, value):
+    cfg["ensemble"]["networks"] = value
+    reject(cfg, "ensemble.networks")
+
+
+@pytest.mark.parametrize("value", [8000.0, True])
+def test_integral_float_or_bool_count_is_rejected(cfg, value):
+    # JSON schema accepts 8000.0 as an integer; the semantic check insists on a real int
+    cfg["ensemble"]["networks"] = value
+    reject(cfg, "ensemble.networks", "integer")
+
+
+def test_negative_seed(cfg):
+    cfg["seed"] = -1
+    reject(cfg, "seed")
+
+
+def test_folds_below_two(cfg):
+    cfg["prediction"]["folds"] = 1
+    reject(cfg, "prediction.folds")
+
+
+def test_non_positive_learning_rate(cfg):
+    cfg["training"]["learning_rate"] = 0.0
+    reject(cfg, "training.learning_rate")
+
+
+def test_number_written_as_string_gets_a_hint(cfg):
+    cfg["training"]["learning_rate"] = "1e-3"
+    reject(cfg, "training.learning_rate", "1.0e-3")
+
+
+# --------------------------------------------------------------------------- strides and times
+
+
+def test_jacobian_stride_must_divide_steps(cfg):
+    cfg["recording"]["jacobian_stride"] = 7
+    reject(cfg, "recording.jacobian_stride", "training.steps=3000", "1, 2, 3")
+
+
+def test_record_stride_longer_than_training(cfg):
+    cfg["recording"]["record_stride"] = 3001
+    reject(cfg, "recording.record_stride", "3000")
+
+
+def test_loss_curve_stride_not_multiple_of_record_stride(cfg):
+    cfg["recording"]["loss_curve_stride"] = 55
+    reject(cfg, "recording.loss_curve_stride", "record_stride=10")
+
+
+@pytest.mark.parametrize("low, high", [(100.0, 100.0), (200.0, 100.0)])
+def test_class_thresholds_not_ordered(cfg, low, high):
+    cfg["classes"]["low"], cfg["classes"]["high"] = low, high
+    reject(cfg, "classes.low", "classes.high")
+
+
+@pytest.mark.parametrize("t", [0.0, -0.01, 3.5])
+def test_prediction_time_outside_training(cfg, t):
+    cfg["prediction"]["times"] = [0.015, t]
+    reject(cfg, "prediction.times[1]", "(0, 3]")
+
+
+def test_prediction_time_at_end_of_training_is_allowed(cfg):
+    cfg["prediction"]["times"] = [0.015, 3.0]
+    validate_config(cfg, schema=SCHEMA)
+
+
+def test_headline_time_not_among_times(cfg):
+    cfg["prediction"]["headline_time"] = 0.02
+    reject(cfg, "prediction.headline_time")
+
+
+def test_lag_longer_than_training(cfg):
+    cfg["lyapunov"]["lags"] = [5, 3005]
+    reject(cfg, "lyapunov.lags[1]", "longer than the training")
+
+
+def test_lag_not_multiple_of_jacobian_stride(cfg):
+    cfg["lyapunov"]["lags"] = [5, 12]
+    reject(cfg, "lyapunov.lags[1]", "jacobian_stride=5")
+
+
+def test_window_longer_than_training(cfg):
+    cfg["lyapunov"]["window"] = 601
+    reject(cfg, "lyapunov.window", "600 strides")
+
+
+def test_transients_longer_than_training(cfg):
+    cfg["lyapunov"]["backward_transient"] = 600
+    reject(cfg, "lyapunov.backward_transient", "600 strides")
+
+
+def test_tangency_threshold_above_right_angle(cfg):
+    cfg["lyapunov"]["tangency_threshold"] = 2.0
+    reject(cfg, "lyapunov.tangency_threshold")
+
+
+def test_grid_bounds_not_ordered(cfg):
+    cfg["task"]["grid_low"] = 1.0
+    reject(cfg, "task.grid_low", "task.grid_high")
+
+
+# --------------------------------------------------------------------------- ensemble, keys, shapes
+
+
+def test_chunk_size_larger_than_ensemble(cfg):
+    cfg["ensemble"]["chunk_size"] = 8001
+    reject(cfg, "ensemble.chunk_size", "ensemble.networks=8000")
+
+
+def test_unknown_top_level_key(cfg):
+    cfg["taks"] = {}
+    reject(cfg, "'taks'", "unknown key", "did you mean 'task'")
+
+
+def test_unknown_nested_key_names_path_and_allowed_keys(cfg):
+    cfg["recording"]["record_strid"] = 5
+    reject(cfg, "recording.record_strid", "did you mean 'recording.record_stride'",
+           "jacobian_stride")
+
+
+def test_unknown_deeply_nested_key(cfg):
+    cfg["task"]["teacher"]["W3"] = [[1.0]]
+    reject(cfg, "task.teacher.W3", "unknown key")
+
+
+def test_missing_key_with_schema(cfg):
+    del cfg["training"]["steps"]
+    reject(cfg, "training.steps", "missing")
+
+
+def test_missing_key_without_schema(cfg):
+    del cfg["ensemble"]["chunk_size"]
+    reject(cfg, "ensemble.chunk_size", "missing", schema=None)
+
+
+def test_teacher_shape_does_not_match_network(cfg):
+    cfg["task"]["teacher"]["W1"] = [[2.0, -1.0, 0.5], [1.0, 2.5, 0.5]]
+    reject(cfg, "task.teacher.W1", "(2, 3)", "(2, 2)")
+
+
+def test_network_shape_does_not_match_teacher(cfg):
+    cfg["network"]["hidden"] = 3
+    reject(cfg, "task.teacher.W1", "hidden=3")
+
+
+def test_larger_network_with_matching_teacher_is_valid(cfg):
+    cfg["network"].update(inputs=3, hidden=4, outputs=2)
+    cfg["task"]["teacher"] = {"W1": [[0.1] * 3] * 4, "b1": [0.0] * 4,
+                              "W2": [[1.0] * 4] * 2, "b2": [0.0, 0.5]}
+    validate_config(cfg, schema=SCHEMA)
+
+
+def test_every_schema_violation_is_reported(cfg):
+    cfg["ensemble"]["networks"] = 0
+    cfg["recording"]["bogus"] = 1
+    reject(cfg, "ensemble.networks", "recording.bogus")
+
+
+def test_config_error_is_a_value_error():
+    assert issubclass(ConfigError, ValueError)
+
+
+# --------------------------------------------------------------------------- fan-out
+
+
+def test_chunk_ranges_cover_the_ensemble_in_order():
+    assert chunk_ranges(8000, 500) == [(k * 500, (k + 1) * 500) for k in range(16)]
+    assert chunk_ranges(25, 10) == [(0, 10), (10, 20), (20, 25)]
+    assert chunk_ranges(10, 10) == [(0, 10)]
+    assert chunk_ranges(3, 1) == [(0, 1), (1, 2), (2, 3)]
+
+
+@pytest.mark.parametrize("args", [(0, 5), (10, 0), (10.0, 5)])
+def test_chunk_ranges_rejects_bad_arguments(args):
+    with pytest.raises(ValueError):
+        chunk_ranges(*args)
+
+
+def test_chunk_ids_are_zero_padded():
+    assert chunk_id(0, 16) == "000"
+    assert chunk_id(15, 16) == "015"
+    assert chunk_id(999, 1000) == "999"
+    assert chunk_id(7, 1001) == "0007"
+    with pytest.raises(ValueError):
+        chunk_id(16, 16)
+
+
+def test_chunk_ids_and_ranges_from_config(cfg):
+    assert chunk_ids(cfg) == [f"{k:03d}" for k in range(16)]
+    assert chunk_range(cfg, "015") == (7500, 8000)
+    cfg["ensemble"].update(networks=25, chunk_size=10)
+    assert chunk_ids(cfg) == ["000", "001", "002"]
+    assert chunk_range(cfg, "002") == (20, 25)
+    with pytest.raises(ValueError, match="chunk '003' does not exist"):
+        chunk_range(cfg, "003")
+    with pytest.raises(ValueError):
+        chunk_range(cfg, "2")  # not zero-padded: not a chunk file name of this study
+
+
+def test_combinations_in_config_order(cfg):
+    assert combinations(cfg) == [("tanh", "uniform"), ("tanh", "normal"),
+                                 ("relu", "uniform"), ("relu", "normal")]
+
+
+def test_simulation_config_ignores_chunking_and_analysis(cfg):
+    base = simulation_config(cfg)
+    other = copy.deepcopy(cfg)
+    other["ensemble"]["chunk_size"] = 100
+    other["recording"]["keep_propagators"] = True
+    other["recording"]["loss_curve_stride"] = 100
+    other["lyapunov"]["window"] = 3
+    other["classes"]["low"] = 1.0
+    assert simulation_config(other) == base
+    other["recording"]["record_stride"] = 20
+    assert simulation_config(other) != base
+    assert set(base) == {"seed", "network", "task", "training", "recording"}
+
+
+def test_simulate_resources_formula(cfg):
+    res = simulate_resources(cfg, 500)
+    # K = 600 propagators of 9 x 9, R = 302 records of (9 + 1) values, float64, twice
+    per_network = 8 * (600 * 81 + 302 * 10)
+    assert res["mem_mb"] == 1000 + -(-2 * 500 * per_network // 10**6)
+    assert res["runtime"] == 10 + 3   # ceil(500 * 3000 * 81 * 100 / 5e9) = 3
+    assert simulate_resources(cfg, 100)["mem_mb"] < res["mem_mb"]
+
+
+def test_gather_resources_are_modest(cfg):
+    res = gather_resources(cfg)
+    assert 1000 < res["mem_mb"] < 2000
+    assert res["runtime"] >= 10

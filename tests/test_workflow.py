@@ -1,0 +1,192 @@
+"""The Snakemake workflow: DAG shape (dry runs through snakemake.api), a bad config rejected
+before any job, and an end-to-end run of config/tiny.yaml in a temporary directory, including
+the recomputation of one deleted chunk."""
+
+import collections
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import yaml
+
+from weightdyn import __version__
+from weightdyn.config import ConfigError
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAKEFILE = ROOT / "Snakefile"
+TINY = ROOT / "config" / "tiny.yaml"
+
+
+def plan(workdir, configfile=ROOT / "config.yaml", config=None):
+    """Dry-run the workflow through the API; jobs per rule (from the outputs they would write)."""
+    from snakemake.api import SnakemakeApi
+    from snakemake.settings.types import (
+        ConfigSettings,
+        OutputSettings,
+        Quietness,
+        ResourceSettings,
+    )
+
+    planned = []
+    with SnakemakeApi(OutputSettings(dryrun=True, quiet={Quietness.ALL})) as api:
+        workflow_api = api.workflow(
+            resource_settings=ResourceSettings(cores=1),
+            config_settings=ConfigSettings(configfiles=[configfile], config=config or {}),
+            snakefile=SNAKEFILE,
+            workdir=Path(workdir),
+        )
+        workflow_api.dag().execute_workflow(executor="dryrun", updated_files=planned)
+    rules = collections.Counter()
+    for path in planned:
+        match = re.fullmatch(r"results/(\w+)/.*\.nc", path)
+        assert match, path
+        rules[match.group(1)] += 1
+    return rules, planned
+
+
+def test_dry_run_of_the_default_study(tmp_path):
+    start = time.perf_counter()
+    rules, planned = plan(tmp_path)
+    elapsed = time.perf_counter() - start
+    assert rules == {"simulate": 64, "gather": 4}   # 4 combinations x 16 chunks of 500
+    assert "results/simulate/relu/normal/chunk015.nc" in planned
+    assert "results/gather/tanh/uniform.nc" in planned
+    assert elapsed < 30, f"planning took {elapsed:.1f} s"
+    assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.parametrize("name, simulate, gather", [("quick", 4, 4), ("tiny", 4, 2)])
+def test_dry_run_of_the_shipped_small_configs(tmp_path, name, simulate, gather):
+    rules, _ = plan(tmp_path, ROOT / "config" / f"{name}.yaml")
+    assert rules == {"simulate": simulate, "gather": gather}
+
+
+def test_chunk_count_follows_the_config(tmp_path):
+    rules, planned = plan(tmp_path, config={"ensemble": {"networks": 1001, "chunk_size": 100},
+                                            "activations": ["tanh"]})
+    assert rules == {"simulate": 2 * 11, "gather": 2}
+    assert "results/simulate/tanh/normal/chunk010.nc" in planned   # the short last chunk
+
+
+def test_bad_config_is_rejected_before_any_job(tmp_path):
+    with pytest.raises(ConfigError) as info:
+        plan(tmp_path, config={"ensemble": {"networks": 100, "chunk_size": 500}})
+    assert "ensemble.chunk_size" in str(info.value)
+    assert not (tmp_path / "results").exists()
+
+
+# --------------------------------------------------------------------------- end to end
+
+
+def snakemake(workdir, *args):
+    """Run the snakemake CLI on this checkout's Snakefile in ``workdir``; return its output."""
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE),
+           "--directory", str(workdir), "--configfile", str(TINY), "--cores", "2", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output[-5000:]
+    return output
+
+
+@pytest.fixture(scope="module")
+def tiny_cfg():
+    with open(TINY, encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The tiny study run once in a fresh directory (shared by the end-to-end tests)."""
+    workdir = tmp_path_factory.mktemp("tiny")
+    start = time.perf_counter()
+    output = snakemake(workdir)
+    return workdir, output, time.perf_counter() - start
+
+
+def chunk_files(workdir):
+    return sorted((workdir / "results" / "simulate").rglob("chunk*.nc"))
+
+
+@pytest.mark.slow
+def test_tiny_study_outputs(tiny_run, tiny_cfg):
+    workdir, output, elapsed = tiny_run
+    assert "7 of 7 steps (100%) done" in output, output[-3000:]
+    steps = tiny_cfg["training"]["steps"]
+    curve = np.arange(0, steps + 1, tiny_cfg["recording"]["loss_curve_stride"])
+    names = ["W1[0,0]", "W1[0,1]", "W1[1,0]", "W1[1,1]", "b1[0]", "b1[1]", "w2[0]", "w2[1]", "b2"]
+    assert [p.relative_to(workdir).as_posix() for p in chunk_files(workdir)] == [
+        f"results/simulate/{act}/uniform/chunk{k:03d}.nc" for act in ("relu", "tanh") for k in (0, 1)
+    ]
+    for act in ("tanh", "relu"):
+        for k in (0, 1):
+            path = workdir / f"results/simulate/{act}/uniform/chunk{k:03d}.nc"
+            with xr.open_dataset(path, engine="netcdf4") as ds:
+                assert dict(ds.sizes) == {"network": 10, "step": steps // 10 + 1, "param": 9,
+                                          "stride": steps // 5, "param_i": 9, "param_j": 9}
+                np.testing.assert_array_equal(ds["network"], np.arange(10 * k, 10 * k + 10))
+                assert list(ds["param"].values) == names
+                assert ds["propagator"].encoding["dtype"] == np.float32
+                assert ds["theta"].encoding["dtype"] == np.float64
+                for attr, value in {"activation": act, "initialization": "uniform",
+                                    "steps": steps, "jacobian_stride": 5, "record_stride": 10,
+                                    "learning_rate": 1e-3, "weightdyn_version": __version__,
+                                    "rule": "simulate"}.items():
+                    assert ds.attrs[attr] == value, attr
+                assert json.loads(ds.attrs["config_json"]) == tiny_cfg
+        with xr.open_dataset(workdir / f"results/gather/{act}/uniform.nc") as ds:
+            assert dict(ds.sizes) == {"network": 20, "step": curve.size}
+            np.testing.assert_array_equal(ds["network"], np.arange(20))
+            np.testing.assert_array_equal(ds["step"], curve)
+            finite = np.isfinite(ds["final_loss"].values)
+            np.testing.assert_array_equal(finite, ds["diverged"].values == 0)
+            np.testing.assert_allclose(ds["loss"].values[finite, -1],
+                                       ds["final_loss"].values[finite])
+            assert ds.attrs["activation"] == act and ds.attrs["rule"] == "gather"
+            assert json.loads(ds.attrs["config_json"]) == tiny_cfg
+        for k in (0, 1):
+            log = workdir / f"logs/simulate/{act}/uniform/chunk{k:03d}.log"
+            assert "rule simulate done" in log.read_text()
+            assert (workdir / f"benchmarks/rules/simulate/{act}/uniform/chunk{k:03d}.tsv").is_file()
+        assert "rule gather done" in (workdir / f"logs/gather/{act}/uniform.log").read_text()
+
+
+@pytest.mark.slow
+def test_complete_study_has_nothing_to_do(tiny_run):
+    workdir = tiny_run[0]
+    output = snakemake(workdir, "--dry-run")
+    assert "Nothing to be done" in output, output[-3000:]
+
+
+@pytest.mark.slow
+def test_deleted_chunk_is_recomputed_alone_with_identical_results(tiny_run, tmp_path):
+    workdir = tiny_run[0]
+    victim = workdir / "results/simulate/tanh/uniform/chunk001.nc"
+    tanh_gather = workdir / "results/gather/tanh/uniform.nc"
+    relu_gather = workdir / "results/gather/relu/uniform.nc"
+    shutil.copy(victim, tmp_path / "before.nc")
+    gathered = {path: xr.load_dataset(path) for path in (tanh_gather, relu_gather)}
+    mtimes = {p: p.stat().st_mtime_ns for p in chunk_files(workdir) + [relu_gather]
+              if p != victim}
+
+    # A chunk is an intermediate file: with the gathered file present, Snakemake (by design,
+    # as for temp() files) sees nothing to do.
+    victim.unlink()
+    assert "Nothing to be done" in snakemake(workdir, "--dry-run")
+    # Once the gathered file is gone too (as after gather stopped on a bad chunk and the chunk
+    # was deleted, as its error message says), a rerun recomputes that chunk and nothing else.
+    tanh_gather.unlink()
+    output = snakemake(workdir)
+    jobs = re.findall(r"^(?:local)?rule (\w+):$", output, flags=re.M)
+    assert collections.Counter(jobs) == {"simulate": 1, "gather": 1, "all": 1}, output[-3000:]
+    assert "wildcards: act=tanh, init=uniform, chunk=001" in output, output[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+    xr.testing.assert_identical(xr.load_dataset(victim), xr.load_dataset(tmp_path / "before.nc"))
+    for path, before in gathered.items():
+        xr.testing.assert_identical(xr.load_dataset(path), before)

@@ -1,0 +1,69 @@
+# Helpers shared by the rules: fan-out of the study into jobs, input functions, resources.
+# The logic lives in weightdyn.config (tested without Snakemake); this file only adapts it.
+
+from weightdyn.config import (
+    chunk_ids,
+    chunk_range,
+    combinations,
+    gather_resources,
+    simulate_resources,
+    simulation_config,
+)
+
+COMBINATIONS = combinations(config)
+CHUNKS = chunk_ids(config)
+GATHER_RESOURCES = gather_resources(config)
+
+# One-line switch for the propagators: set to True once rule lyapunov consumes the simulate
+# chunk files; they are then temp() (deleted after their consumers ran) unless the config sets
+# recording.keep_propagators: true.
+TEMP_CHUNKS = False
+
+
+wildcard_constraints:
+    act=r"[A-Za-z0-9_]+",
+    init=r"[A-Za-z0-9_]+",
+    chunk=r"\d+",
+
+
+def chunk_output(path):
+    """The simulate output: temp() if chunks are temporary and the config does not keep them."""
+    if TEMP_CHUNKS and not config["recording"]["keep_propagators"]:
+        return temp(path)
+    return path
+
+
+def chunk_networks(wildcards):
+    """Networks [start, stop) of the chunk in ``wildcards.chunk``."""
+    return chunk_range(config, wildcards.chunk)
+
+
+def simulate_resource(name):
+    """Resource ``name`` of a simulate job (weightdyn.config.simulate_resources), for its chunk's
+    size; scaled by the attempt number when a failed job is retried."""
+
+    def get(wildcards, attempt):
+        start, stop = chunk_networks(wildcards)
+        return simulate_resources(config, stop - start)[name] * attempt
+
+    return get
+
+
+def simulate_chunks(wildcards):
+    """All simulate chunk files of the combination (act, init) in ``wildcards``."""
+    return expand(
+        "results/simulate/{act}/{init}/chunk{chunk}.nc",
+        act=wildcards.act,
+        init=wildcards.init,
+        chunk=CHUNKS,
+    )
+
+
+def gather_outputs():
+    """The gathered file of every combination."""
+    return [f"results/gather/{act}/{init}.nc" for act, init in COMBINATIONS]
+
+
+def all_targets():
+    """Final outputs of the study (rule all); each stage adds its own."""
+    return gather_outputs()
