@@ -37,6 +37,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
+include: "workflow/rules/lyapunov.smk"
 include: "workflow/rules/gather.smk"
 
 

@@ -192,6 +192,11 @@ def test_window_longer_than_training(cfg):
     reject(cfg, "lyapunov.window", "600 strides")
 
 
+def test_output_stride_longer_than_training(cfg):
+    cfg["lyapunov"]["output_stride"] = 601
+    reject(cfg, "lyapunov.output_stride", "600 strides")
+
+
 def test_transients_longer_than_training(cfg):
     cfg["lyapunov"]["backward_transient"] = 600
     reject(cfg, "lyapunov.backward_transient", "600 strides")

@@ -1,4 +1,5 @@
-"""weightdyn.gather on synthetic chunk files (no integration, so no numba compilation)."""
+"""weightdyn.gather on synthetic lyapunov chunk files (simulation chunks with known losses and
+identity propagators, analysed by weightdyn.lyapunov; no gradient descent is integrated)."""
 
 import copy
 import json
@@ -10,12 +11,13 @@ import xarray as xr
 import yaml
 
 from weightdyn import __version__
-from weightdyn.chunkio import ChunkFileError
+from weightdyn.chunkio import ChunkFileError, read_dataset, write_dataset
 from weightdyn.config import chunk_ranges
 from weightdyn.engine import Trajectories, record_steps
-from weightdyn.gather import gather, loss_curve_steps, read_chunk_summary
+from weightdyn.gather import LYAPUNOV_CHUNK_VARIABLES, gather, loss_curve_steps, outcomes
+from weightdyn.lyapunov import analyse_chunk
 from weightdyn.network import Architecture
-from weightdyn.simulate import chunk_dataset, write_chunk
+from weightdyn.simulate import chunk_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -48,13 +50,19 @@ def fake_chunk(cfg, act, init, start, stop, diverge=()):
     return chunk_dataset(cfg, act, init, index, arch, out)
 
 
+def lyapunov_chunk(cfg, act, init, start, stop, diverge=()):
+    """What rule lyapunov writes for the fake simulation chunk."""
+    sim = fake_chunk(cfg, act, init, start, stop, diverge)
+    return xr.merge([analyse_chunk(sim, cfg), outcomes(sim, cfg)], combine_attrs="override")
+
+
 def write_chunks(tmp_path, cfg, act="tanh", init="uniform", diverge=()):
     ens = cfg["ensemble"]
     chunks = []
     for k, (start, stop) in enumerate(chunk_ranges(ens["networks"], ens["chunk_size"])):
         path = tmp_path / f"chunk{k:03d}.nc"
-        write_chunk(fake_chunk(cfg, act, init, start, stop,
-                               [n for n in diverge if start <= n < stop]), path)
+        write_dataset(lyapunov_chunk(cfg, act, init, start, stop,
+                                     [n for n in diverge if start <= n < stop]), path)
         chunks.append((path, start, stop))
     return chunks
 
@@ -69,7 +77,8 @@ def test_gather_concatenates_chunks(tmp_path, cfg):
     cfg["ensemble"].update(networks=25, chunk_size=10)   # last chunk shorter
     chunks = write_chunks(tmp_path, cfg, diverge=[3, 21])
     ds = gather(chunks, cfg, "tanh", "uniform")
-    assert dict(ds.sizes) == {"network": 25, "step": 11}
+    assert {k: ds.sizes[k] for k in ("network", "step", "exponent", "pair")} == {
+        "network": 25, "step": 11, "exponent": 9, "pair": 36}
     np.testing.assert_array_equal(ds["network"], np.arange(25))
     np.testing.assert_array_equal(ds["step"], np.arange(0, 201, 20))
     np.testing.assert_allclose(ds["t"], np.arange(0, 201, 20) * 1e-3)
@@ -82,6 +91,16 @@ def test_gather_concatenates_chunks(tmp_path, cfg):
     assert np.isnan(ds["loss"].sel(network=21, step=60))
     assert ds.attrs["activation"] == "tanh" and ds.attrs["initialization"] == "uniform"
     assert ds.attrs["networks"] == 25 and ds.attrs["n_diverged"] == 2
+    # c_f = n + 0.2: networks 0–3 are low (< 4), ≥ 100 none, diverged ones high
+    np.testing.assert_array_equal(np.flatnonzero(ds["outcome"].values == 0), [0, 1, 2])
+    np.testing.assert_array_equal(np.flatnonzero(ds["outcome"].values == 2), [3, 21])
+    np.testing.assert_array_equal(ds["valid"].values, ok.astype(np.int8))
+    # identity propagators: every exponent 0, at every prediction time
+    assert np.abs(ds["ftle_at"].values[ok]).max() < 1e-9
+    assert np.isnan(ds["lyapunov_exponent"].values[~ok]).all()
+    np.testing.assert_array_equal(ds["sample_network"], [0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 3, 21])
+    np.testing.assert_array_equal(ds["loss_curve"].values[0], ds["loss"].values[0])
+    assert ds["ftle_quantiles"].dims == ("class_name", "quantile", "time", "exponent")
     assert ds.attrs["weightdyn_version"] == __version__ and ds.attrs["rule"] == "gather"
     assert json.loads(ds.attrs["config_json"]) == cfg
     assert json.loads(ds.attrs["source_files"]) == [str(p) for p, _, _ in chunks]
@@ -132,11 +151,18 @@ def test_different_seed_is_detected(tmp_path, cfg):
         gather(chunks, cfg, "tanh", "uniform")
 
 
-def test_analysis_settings_are_not_provenance(tmp_path, cfg):
+def test_lyapunov_settings_are_provenance(tmp_path, cfg):
     chunks = write_chunks(tmp_path, cfg)
     cfg["lyapunov"]["window"] = 3
+    with pytest.raises(ChunkFileError, match="lyapunov.window is 20 in the file but 3"):
+        gather(chunks, cfg, "tanh", "uniform")
+
+
+def test_later_settings_are_not_provenance(tmp_path, cfg):
+    chunks = write_chunks(tmp_path, cfg)
     cfg["classes"]["low"] = 1.0
     cfg["recording"]["keep_propagators"] = True
+    cfg["prediction"]["folds"] = 3
     gather(chunks, cfg, "tanh", "uniform")
 
 
@@ -165,17 +191,12 @@ def test_truncated_chunk_names_file(tmp_path, cfg):
 
 def test_missing_chunk_names_file(tmp_path, cfg):
     with pytest.raises(ChunkFileError, match="chunk000.nc: file not found"):
-        read_chunk_summary(tmp_path / "chunk000.nc")
+        read_dataset(tmp_path / "chunk000.nc", LYAPUNOV_CHUNK_VARIABLES)
 
 
 def test_chunk_missing_a_variable(tmp_path, cfg):
-    ds = fake_chunk(cfg, "tanh", "uniform", 0, 10).drop_vars("final_loss")
+    ds = lyapunov_chunk(cfg, "tanh", "uniform", 0, 10).drop_vars("final_loss")
     path = tmp_path / "chunk000.nc"
     ds.to_netcdf(path, engine="netcdf4")
     with pytest.raises(ChunkFileError, match="missing variables \\['final_loss'\\]"):
-        read_chunk_summary(path)
-
-
-def test_summary_does_not_load_propagators(tmp_path, cfg):
-    path = write_chunks(tmp_path, cfg)[0][0]
-    assert "propagator" not in read_chunk_summary(path)
+        read_dataset(path, LYAPUNOV_CHUNK_VARIABLES)

@@ -277,6 +277,10 @@ def check_semantics(cfg: Mapping) -> None:
         if lag > steps:
             _fail(key, f"{lag} steps is longer than the training (training.steps={steps}); "
                        f"allowed: multiples of {stride} up to {steps}")
+    output_stride = _int(cfg, "lyapunov.output_stride")
+    if output_stride > n_strides:
+        _fail("lyapunov.output_stride", f"{output_stride} strides is longer than the training "
+                                        f"({n_strides} strides); allowed: 1 … {n_strides}")
     threshold = _number(cfg, "lyapunov.tangency_threshold", positive=True)
     if threshold > math.pi / 2:
         _fail("lyapunov.tangency_threshold", f"must be in (0, π/2] rad, got {threshold!r}")
@@ -363,6 +367,16 @@ def simulation_config(cfg: Mapping) -> dict:
     return json.loads(json.dumps(sub, sort_keys=True))
 
 
+def analysis_config(cfg: Mapping) -> dict:
+    """The part of the config that determines a lyapunov chunk's content (JSON-normalised):
+    the simulation's, the Lyapunov settings, the prediction times and the loss-curve stride."""
+    sub = simulation_config(cfg)
+    sub["lyapunov"] = copy.deepcopy(cfg["lyapunov"])
+    sub["prediction_times"] = list(cfg["prediction"]["times"])
+    sub["loss_curve_stride"] = cfg["recording"]["loss_curve_stride"]
+    return json.loads(json.dumps(sub, sort_keys=True))
+
+
 def parameter_count(cfg: Mapping) -> int:
     """Dimension d of θ: hidden·inputs + hidden + outputs·hidden + outputs."""
     n = cfg["network"]
@@ -394,16 +408,41 @@ def simulate_resources(cfg: Mapping, networks: int) -> dict[str, int]:
     }
 
 
-def gather_resources(cfg: Mapping) -> dict[str, int]:
-    """Memory (MB) and runtime (min) of a gather job: one chunk's θ and losses at a time, plus
-    the gathered final losses and loss curves of all networks."""
+def lyapunov_resources(cfg: Mapping, networks: int) -> dict[str, int]:
+    """Memory (MB) and runtime (min) of a lyapunov job over ``networks`` networks.
+
+    * ``mem_mb = 1000 + ceil(3 · networks · 8 · K · d² / 10⁶)``: the propagators as read and in
+      float64, one network's R per thread, and the outputs (measured: ~0.5 GB for the default
+      chunk of 500 networks).
+    * ``runtime = 10 + ceil(networks · K · d³ / 2·10⁹)`` minutes (measured: ~1 s per default
+      chunk; the bound leaves a large margin for slow or shared cores).
+    """
     d = parameter_count(cfg)
-    steps = cfg["training"]["steps"]
-    rec, ens = cfg["recording"], cfg["ensemble"]
-    n_records = len(range(0, steps + 1, rec["record_stride"])) + 1
-    chunk_bytes = 8 * ens["chunk_size"] * n_records * (d + 2)
-    all_bytes = 8 * ens["networks"] * (n_records + 4)
+    n_strides = cfg["training"]["steps"] // cfg["recording"]["jacobian_stride"]
     return {
-        "mem_mb": 1000 + math.ceil(3 * (chunk_bytes + all_bytes) / 1e6),
+        "mem_mb": 1000 + math.ceil(3 * networks * 8 * n_strides * d * d / 1e6),
+        "runtime": 10 + math.ceil(networks * n_strides * d**3 / 2e9),
+    }
+
+
+def gather_resources(cfg: Mapping) -> dict[str, int]:
+    """Memory (MB) and runtime (min) of a gather job, which holds the lyapunov outputs of all
+    networks of a combination at once:
+
+    * ``mem_mb = 1000 + ceil(4 · networks · 8 · B / 10⁶)`` with B values per network: time
+      series T·(d + P) (T stored times, P = d(d−1)/2 pairs), fixed-lag estimates
+      L·N·(P + 2d) (L lags, N prediction times) and the loss curve; ×4 for concatenation and
+      the quantiles.
+    * ``runtime = 10 + ceil(networks / 20000)`` minutes.
+    """
+    d = parameter_count(cfg)
+    pairs = d * (d - 1) // 2
+    steps = cfg["training"]["steps"]
+    rec, ens, lya = cfg["recording"], cfg["ensemble"], cfg["lyapunov"]
+    n_times = steps // rec["jacobian_stride"] // lya["output_stride"] + len(cfg["prediction"]["times"])
+    n_lagged = len(lya["lags"]) * len(cfg["prediction"]["times"])
+    values = n_times * (d + pairs) + n_lagged * (pairs + 2 * d) + steps // rec["loss_curve_stride"] + 2
+    return {
+        "mem_mb": 1000 + math.ceil(4 * ens["networks"] * 8 * values / 1e6),
         "runtime": 10 + math.ceil(ens["networks"] / 20000),
     }

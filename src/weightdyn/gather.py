@@ -1,53 +1,51 @@
-"""Gather the simulation chunks of one (activation, initialization) into one small dataset.
+"""Per-chunk outcomes and the gathering of one (activation, initialization) into one file.
 
-Output (``results/gather/{act}/{init}.nc``, data contract in README): per network the final
-loss, divergence flag and step, and the loss curve thinned to every ``loss_curve_stride`` steps
-(plus the last step). Propagators are not read.
+* :func:`outcomes`: from a simulation chunk, what the later stages need once its (large,
+  temporary) file is gone: final loss, divergence and the loss curve thinned to every
+  ``loss_curve_stride`` steps. The lyapunov rule stores them beside the chunk's indicators.
+* :func:`gather`: from all lyapunov chunks of a combination, one small dataset
+  (``results/gather/{act}/{init}.nc``): per network the outcome class, the indicators at the
+  prediction times, whole-run exponents, tangency fractions and the fixed-lag accuracy; per class
+  the median and quartiles of the FTLE and CLV-angle time series; a few sample loss curves.
 
-Every chunk is checked before use: it must open and hold the chunk variables, carry the
-expected activation and initialisation, cover exactly its network range, and have been written
-with the same simulation-relevant configuration (:func:`weightdyn.config.simulation_config`) as
-the current one. Any mismatch raises :class:`~weightdyn.chunkio.ChunkFileError` naming the file,
-what differs, and what to delete.
+Every chunk is checked before use (:func:`check_chunk`): it must open and hold the expected
+variables, carry the expected activation and initialisation, cover exactly its network range,
+and have been written with the same relevant configuration as the current one. Any mismatch
+raises :class:`~weightdyn.chunkio.ChunkFileError` naming the file, what differs, and what to
+delete.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from . import __version__, chunkio
-from .config import simulation_config
+from .config import analysis_config, simulation_config
+from .prediction import CLASS_LABELS, classify
 
 log = logging.getLogger(__name__)
 
-#: chunk variables gather reads (everything but the propagators)
-SUMMARY_VARIABLES = ("theta", "loss", "final_loss", "diverged", "divergence_step")
+#: variables of a lyapunov chunk file that gather reads
+LYAPUNOV_CHUNK_VARIABLES = (
+    "final_loss", "diverged", "divergence_step", "loss", "ftle", "clv_angle", "valid",
+    "lyapunov_exponent", "clv_tangency_fraction", "clv_angle_lagged", "clv_growth_lagged",
+    "clv_lag_error", "lagged_available_time",
+)  # fmt: skip
+#: quantiles of the class-wise time-series summaries
+QUANTILES = (0.25, 0.5, 0.75)
+#: sample loss curves kept per outcome class
+SAMPLES_PER_CLASS = 8
 
 
 def _remedy(path: Path) -> str:
     return f"delete {path} and rerun snakemake to recompute it"
-
-
-def read_chunk_summary(path) -> xr.Dataset:
-    """A chunk file without its propagators, loaded; ChunkFileError naming the file if unusable."""
-    path = Path(path)
-    try:
-        with xr.open_dataset(path, engine="netcdf4", drop_variables=["propagator"]) as ds:
-            ds.load()
-    except FileNotFoundError:
-        raise chunkio.ChunkFileError(f"{path}: file not found") from None
-    except Exception as exc:  # netCDF4/HDF5 raise OSError, RuntimeError, KeyError, ...
-        raise chunkio.ChunkFileError(f"{path}: cannot be read ({exc}); {_remedy(path)}") from exc
-    missing = [name for name in SUMMARY_VARIABLES if name not in ds.variables]
-    if missing:
-        raise chunkio.ChunkFileError(f"{path}: missing variables {missing}; {_remedy(path)}")
-    return ds
 
 
 def _differences(found, expected, prefix: str = "") -> list[str]:
@@ -69,11 +67,11 @@ def _differences(found, expected, prefix: str = "") -> list[str]:
 
 
 def check_chunk(ds: xr.Dataset, path, cfg: dict, activation: str, initialization: str,
-                start: int, stop: int) -> None:
+                start: int, stop: int, relevant: Callable = simulation_config) -> None:
     """Raise ChunkFileError unless chunk ``ds`` (read from ``path``) belongs to this study.
 
-    Checks the provenance attributes (activation, initialization, the simulation-relevant part
-    of ``config_json``) and that the ``network`` coordinate is exactly ``start … stop−1``.
+    Checks the provenance attributes (activation, initialization, the part ``relevant(cfg)`` of
+    ``config_json``) and that the ``network`` coordinate is exactly ``start … stop−1``.
     """
     path = Path(path)
     problems = []
@@ -86,11 +84,11 @@ def check_chunk(ds: xr.Dataset, path, cfg: dict, activation: str, initialization
         problems.append("attribute config_json is missing")
     else:
         try:
-            file_cfg = simulation_config(json.loads(raw))
+            file_cfg = relevant(json.loads(raw))
         except (ValueError, KeyError, TypeError) as exc:
             problems.append(f"attribute config_json is unusable ({exc!r})")
         else:
-            problems.extend(_differences(file_cfg, simulation_config(cfg)))
+            problems.extend(_differences(file_cfg, relevant(cfg)))
     network = ds["network"].values if "network" in ds.coords else np.array([])
     if not np.array_equal(network, np.arange(start, stop)):
         shown = f"{network.min()} … {network.max()} ({network.size})" if network.size else "none"
@@ -113,73 +111,99 @@ def loss_curve_steps(steps: int, record_stride: int, loss_curve_stride: int) -> 
     return np.unique(np.append(curve[curve % record_stride == 0], steps))
 
 
+def outcomes(sim: xr.Dataset, cfg: dict) -> xr.Dataset:
+    """Final loss, divergence and the thinned loss curve of a simulation chunk ``sim``."""
+    rec = cfg["recording"]
+    steps = loss_curve_steps(int(sim.attrs["steps"]), rec["record_stride"], rec["loss_curve_stride"])
+    out = sim[["final_loss", "diverged", "divergence_step", "loss"]].sel(step=steps)
+    out["loss"].attrs["long_name"] = "training cost C at the loss-curve steps (NaN after divergence)"
+    return out.drop_vars("t").assign_coords(
+        t=("step", np.round(steps * float(sim.attrs["learning_rate"]), 12),
+           {"long_name": "flow time t = n * eta", "units": "1"}))
+
+
+def _class_quantiles(series: xr.DataArray, outcome: np.ndarray, valid: np.ndarray) -> xr.DataArray:
+    """Quantiles over the valid networks of the low and high classes (NaN for an empty class
+    or where every value is NaN, e.g. unconverged CLVs)."""
+    parts = []
+    for code in (0, 2):
+        members = series.values[(outcome == code) & valid]
+        with warnings.catch_warnings():  # all-NaN columns are expected: they give NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
+            q = (np.nanquantile(members, QUANTILES, axis=0) if members.shape[0]
+                 else np.full((len(QUANTILES),) + series.shape[1:], np.nan))
+        parts.append(q)
+    return xr.DataArray(np.stack(parts), dims=("class_name", "quantile") + series.dims[1:])
+
+
+def _samples(outcome: np.ndarray) -> np.ndarray:
+    """Indices of the first SAMPLES_PER_CLASS networks of each class (deterministic)."""
+    return np.concatenate([np.flatnonzero(outcome == code)[:SAMPLES_PER_CLASS]
+                           for code in range(len(CLASS_LABELS))])
+
+
 def gather(chunks: Sequence[tuple[str | Path, int, int]], cfg: dict, activation: str,
            initialization: str) -> xr.Dataset:
-    """The gathered dataset of one combination from its chunk files ``(path, start, stop)``.
-
-    ``chunks`` must cover networks 0 … N−1 without gaps, in order.
+    """The gathered dataset of one combination from its lyapunov chunk files ``(path, start,
+    stop)``, which must cover networks 0 … N−1 without gaps, in order (see module docstring).
     """
-    train, rec = cfg["training"], cfg["recording"]
-    steps = loss_curve_steps(train["steps"], rec["record_stride"], rec["loss_curve_stride"])
     expected_start = 0
-    parts = {name: [] for name in ("final_loss", "diverged", "divergence_step", "loss")}
-    sources = []
+    parts, sources = [], []
     for path, start, stop in chunks:
         if start != expected_start:
             raise ValueError(f"chunks must be contiguous from network 0: {path} starts at {start}, "
                              f"expected {expected_start}")
         expected_start = stop
-        ds = read_chunk_summary(path)
-        check_chunk(ds, path, cfg, activation, initialization, start, stop)
-        missing = np.setdiff1d(steps, ds["step"].values)
-        if missing.size:
-            raise chunkio.ChunkFileError(
-                f"{path}: loss not recorded at steps {missing[:5].tolist()}; {_remedy(Path(path))}"
-            )
-        parts["final_loss"].append(ds["final_loss"].values.astype(np.float64))
-        parts["diverged"].append(ds["diverged"].values.astype(np.int8))
-        parts["divergence_step"].append(ds["divergence_step"].values.astype(np.int64))
-        parts["loss"].append(ds["loss"].sel(step=steps).values.astype(np.float64))
+        ds = chunkio.read_dataset(path, LYAPUNOV_CHUNK_VARIABLES)
+        check_chunk(ds, path, cfg, activation, initialization, start, stop, analysis_config)
+        parts.append(ds[list(LYAPUNOV_CHUNK_VARIABLES)])
         sources.append(str(path))
         log.info("%s: networks %d … %d, %d diverged", path, start, stop - 1,
                  int(ds["diverged"].sum()))
-    if not sources:
+    if not parts:
         raise ValueError("no chunk files to gather")
-    data = {name: np.concatenate(values) for name, values in parts.items()}
-    eta = float(train["learning_rate"])
-    network = np.arange(expected_start, dtype=np.int64)
-    n_diverged = int(data["diverged"].sum())
-    return xr.Dataset(
-        {
-            "final_loss": ("network", data["final_loss"],
-                           {"long_name": "final training cost c_f (inf if diverged)", "units": "1"}),
-            "diverged": ("network", data["diverged"],
-                         {"long_name": "1 if the network diverged", "units": "1"}),
-            "divergence_step": ("network", data["divergence_step"],
-                                {"long_name": "first step failing the divergence check, -1 if none",
-                                 "units": "steps"}),
-            "loss": (("network", "step"), data["loss"],
-                     {"long_name": "training cost C at the loss-curve steps (NaN after divergence)",
-                      "units": "1"}),
-        },
-        coords={
-            "network": ("network", network, {"long_name": "network index within the combination"}),
-            "step": ("step", steps, {"long_name": "gradient-descent step", "units": "steps"}),
-            "t": ("step", np.round(steps * eta, 12), {"long_name": "flow time t = n * eta",
-                                                      "units": "1"}),
-        },
-        attrs={
-            "title": "weightdyn gathered simulation results",
-            "activation": activation,
-            "initialization": initialization,
-            "learning_rate": eta,
-            "steps": int(train["steps"]),
-            "record_stride": int(rec["record_stride"]),
-            "jacobian_stride": int(rec["jacobian_stride"]),
-            "loss_curve_stride": int(rec["loss_curve_stride"]),
-            "networks": int(network.size),
-            "n_diverged": n_diverged,
-            "source_files": json.dumps(sources),
-            **chunkio.provenance(cfg, "gather"),
-        },
-    )
+    ds = xr.concat(parts, dim="network", data_vars="minimal", coords="minimal",
+                   compat="override", join="exact")
+    low, high = cfg["classes"]["low"], cfg["classes"]["high"]
+    outcome = classify(ds["final_loss"].values, low, high)
+    valid = ds["valid"].values == 1
+    samples = _samples(outcome)
+    out = ds.drop_vars(["ftle", "clv_angle"])
+    out["outcome"] = ("network", outcome, {
+        "long_name": f"outcome class: 0 low (c_f < {low}), 1 middle, 2 high (c_f > {high} or "
+                     "not finite)", "flag_values": [0, 1, 2], "flag_meanings": "low middle high",
+        "units": "1"})
+    out["ftle_at"] = ds["ftle"].sel(time=ds["prediction_clv_time"].values).rename(
+        time="prediction_time").assign_coords(prediction_time=ds["prediction_time"].values)
+    out["ftle_at"].attrs = {"long_name": "finite-time Lyapunov exponent from t = 0 to the "
+                                         "prediction time", "units": "1/t"}
+    out["ftle_quantiles"] = _class_quantiles(ds["ftle"], outcome, valid)
+    out["ftle_quantiles"].attrs = {"long_name": "class-wise quantiles of the cumulative FTLE "
+                                                "over valid networks", "units": "1/t"}
+    out["clv_angle_quantiles"] = _class_quantiles(ds["clv_angle"], outcome, valid)
+    out["clv_angle_quantiles"].attrs = {"long_name": "class-wise quantiles of the Ginelli CLV "
+                                                     "angles over valid networks", "units": "rad"}
+    out["loss_curve"] = (("sample", "step"), ds["loss"].values[samples], ds["loss"].attrs)
+    out["sample_network"] = ("sample", ds["network"].values[samples],
+                             {"long_name": "network of the sample loss curve"})
+    out["sample_outcome"] = ("sample", outcome[samples],
+                             {"long_name": "outcome class of the sample (0 low, 1 middle, 2 high)"})
+    out = out.assign_coords(
+        class_name=("class_name", ["low", "high"]), quantile=("quantile", list(QUANTILES)),
+        sample=("sample", np.arange(samples.size)), time=ds["time"])
+    n_diverged = int(ds["diverged"].sum())
+    out.attrs = {
+        "title": "weightdyn gathered results of one (activation, initialization)",
+        "activation": activation,
+        "initialization": initialization,
+        "low": float(low),
+        "high": float(high),
+        "learning_rate": float(cfg["training"]["learning_rate"]),
+        "steps": int(cfg["training"]["steps"]),
+        "tangency_threshold": float(cfg["lyapunov"]["tangency_threshold"]),
+        "networks": int(ds.sizes["network"]),
+        "n_diverged": n_diverged,
+        "source_files": json.dumps(sources),
+        **chunkio.provenance(cfg, "gather"),
+    }
+    return out

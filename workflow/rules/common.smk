@@ -2,10 +2,12 @@
 # The logic lives in weightdyn.config (tested without Snakemake); this file only adapts it.
 
 from weightdyn.config import (
+    analysis_config,
     chunk_ids,
     chunk_range,
     combinations,
     gather_resources,
+    lyapunov_resources,
     simulate_resources,
     simulation_config,
 )
@@ -14,10 +16,9 @@ COMBINATIONS = combinations(config)
 CHUNKS = chunk_ids(config)
 GATHER_RESOURCES = gather_resources(config)
 
-# One-line switch for the propagators: set to True once rule lyapunov consumes the simulate
-# chunk files; they are then temp() (deleted after their consumers ran) unless the config sets
-# recording.keep_propagators: true.
-TEMP_CHUNKS = False
+# The simulate chunk files (with the propagators) are temp(): deleted as soon as their lyapunov
+# job has run, unless the config sets recording.keep_propagators: true.
+TEMP_CHUNKS = True
 
 
 wildcard_constraints:
@@ -49,10 +50,21 @@ def simulate_resource(name):
     return get
 
 
-def simulate_chunks(wildcards):
-    """All simulate chunk files of the combination (act, init) in ``wildcards``."""
+def lyapunov_resource(name):
+    """Resource ``name`` of a lyapunov job (weightdyn.config.lyapunov_resources), scaled by
+    the attempt number."""
+
+    def get(wildcards, attempt):
+        start, stop = chunk_networks(wildcards)
+        return lyapunov_resources(config, stop - start)[name] * attempt
+
+    return get
+
+
+def lyapunov_chunks(wildcards):
+    """All lyapunov chunk files of the combination (act, init) in ``wildcards``."""
     return expand(
-        "results/simulate/{act}/{init}/chunk{chunk}.nc",
+        "results/lyapunov/{act}/{init}/chunk{chunk}.nc",
         act=wildcards.act,
         init=wildcards.init,
         chunk=CHUNKS,

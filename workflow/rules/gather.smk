@@ -1,10 +1,10 @@
-# Fan-in: per (activation, initialization), final losses, divergence and thinned loss curves of
-# all networks from the chunk files, after checking every chunk's provenance.
+# Fan-in: per (activation, initialization), outcomes and indicators of all networks from the
+# lyapunov chunk files, after checking every chunk's provenance.
 
 
 rule gather:
     input:
-        simulate_chunks,
+        lyapunov_chunks,
     output:
         "results/gather/{act}/{init}.nc",
     log:

@@ -1,0 +1,28 @@
+# Per chunk: Benettin FTLEs, Ginelli and fixed-lag CLVs from the chunk's tangent propagators,
+# plus the chunk's outcomes (final loss, divergence, thinned loss curves), so that the large
+# simulate chunk can be deleted (temp) as soon as this job has run. High priority: it frees
+# disk as soon as possible.
+
+
+rule lyapunov:
+    input:
+        "results/simulate/{act}/{init}/chunk{chunk}.nc",
+    output:
+        "results/lyapunov/{act}/{init}/chunk{chunk}.nc",
+    log:
+        "logs/lyapunov/{act}/{init}/chunk{chunk}.log",
+    benchmark:
+        "benchmarks/rules/lyapunov/{act}/{init}/chunk{chunk}.tsv"
+    conda:
+        "../envs/weightdyn.yaml"
+    priority: 10
+    threads: 1
+    resources:
+        mem_mb=lyapunov_resource("mem_mb"),
+        runtime=lyapunov_resource("runtime"),
+    params:
+        networks=chunk_networks,
+        # Part of the job's identity: a change here reruns the chunk (params rerun trigger).
+        analysis=analysis_config(config),
+    script:
+        "../scripts/lyapunov.py"
