@@ -429,9 +429,9 @@ def gather_resources(cfg: Mapping) -> dict[str, int]:
     """Memory (MB) and runtime (min) of a gather job, which holds the lyapunov outputs of all
     networks of a combination at once:
 
-    * ``mem_mb = 1000 + ceil(4 · networks · 8 · B / 10⁶)`` with B values per network: time
+    * ``mem_mb = 1000 + ceil(3 · networks · 8 · B / 10⁶)`` with B values per network: time
       series T·(d + P) (T stored times, P = d(d−1)/2 pairs), fixed-lag estimates
-      L·N·(P + 2d) (L lags, N prediction times) and the loss curve; ×4 for concatenation and
+      L·N·(P + 2d) (L lags, N prediction times) and the loss curve; ×3 for concatenation and
       the quantiles.
     * ``runtime = 10 + ceil(networks / 20000)`` minutes.
     """
@@ -443,6 +443,6 @@ def gather_resources(cfg: Mapping) -> dict[str, int]:
     n_lagged = len(lya["lags"]) * len(cfg["prediction"]["times"])
     values = n_times * (d + pairs) + n_lagged * (pairs + 2 * d) + steps // rec["loss_curve_stride"] + 2
     return {
-        "mem_mb": 1000 + math.ceil(4 * ens["networks"] * 8 * values / 1e6),
+        "mem_mb": 1000 + math.ceil(3 * ens["networks"] * 8 * values / 1e6),
         "runtime": 10 + math.ceil(ens["networks"] / 20000),
     }
