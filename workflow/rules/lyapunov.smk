@@ -13,9 +13,9 @@ rule lyapunov:
         "logs/lyapunov/{act}/{init}/chunk{chunk}.log",
     benchmark:
         "benchmarks/rules/lyapunov/{act}/{init}/chunk{chunk}.tsv"
+    priority: 10
     conda:
         "../envs/weightdyn.yaml"
-    priority: 10
     threads: 1
     resources:
         mem_mb=lyapunov_resource("mem_mb"),
