@@ -39,10 +39,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/simulate.smk"
 include: "workflow/rules/lyapunov.smk"
 include: "workflow/rules/gather.smk"
-
-
-# Further stages (lyapunov, predict, figures) add their rules file here and their final
-# outputs to all_targets() in common.smk.
+include: "workflow/rules/predict.smk"
 
 
 rule all:

@@ -192,6 +192,11 @@ def test_window_longer_than_training(cfg):
     reject(cfg, "lyapunov.window", "600 strides")
 
 
+def test_clv_lag_must_be_an_analysed_lag(cfg):
+    cfg["prediction"]["clv_lag"] = 15
+    reject(cfg, "prediction.clv_lag", "one of lyapunov.lags")
+
+
 def test_output_stride_longer_than_training(cfg):
     cfg["lyapunov"]["output_stride"] = 601
     reject(cfg, "lyapunov.output_stride", "600 strides")

@@ -8,8 +8,9 @@ import pytest
 from scipy.stats import norm
 
 from weightdyn.prediction import (
-    AUC_COLUMNS, CLASS_LABELS, HIGH, LOW, MIDDLE, auc_table, classify, cross_validated_auc,
-    early_stopping_curve, feature_matrices, feature_matrix, outcome_events, single_feature_auc,
+    AUC_COLUMNS, CLASS_LABELS, HIGH, LOW, MIDDLE, classify, cross_validated_auc,
+    early_stopping_curve, feature_matrices, feature_matrix, feature_sets, outcome_events,
+    predict_combination, single_feature_auc,
 )
 
 # The mean of k fold AUCs from models fitted on overlapping training sets spreads more than
@@ -211,42 +212,62 @@ def test_feature_matrix_assembly():
         feature_matrix({"a": np.zeros(3), "b": np.zeros(4)}, ["a"])
 
 
-def test_auc_table_rows(no_warnings):
-    rng = np.random.default_rng(9)
-    n = 600
+def synthetic_gathered(n=400, d=9, seed=9):
+    """A gathered dataset (weightdyn.gather format, the fields prediction reads) in which Λ_1
+    tracks ln c_f, every CLV growth rate is noise and the angle of pair 1-2 is constant."""
+    import xarray as xr
+
+    rng = np.random.default_rng(seed)
     final_loss = np.exp(rng.uniform(0, 6, size=n))
     final_loss[:5] = np.inf
     log_loss = np.log(np.where(np.isfinite(final_loss), final_loss, 1e3))
-    features_by_time = {
-        t: {"ftle_1": log_loss + rng.normal(scale=1 / t, size=n),
-            "ftle_2": rng.normal(size=n),
-            "const": np.zeros(n)}
-        for t in (0.5, 2.0)
-    }
-    sets = {"ftle_1": ["ftle_1"], "ftle_2": ["ftle_2"], "ftle_all": ["ftle_1", "ftle_2"],
-            "with_const": ["ftle_1", "const"], "const": ["const"]}
-    rows = auc_table("tanh", "uniform", final_loss, features_by_time, sets)
-    assert len(rows) == 2 * 2 * len(sets)
+    times, lags = [0.005, 0.015], [5, 10]
+    pairs = [f"{i}-{j}" for i in range(1, d + 1) for j in range(i + 1, d + 1)]
+    ftle = rng.normal(size=(n, len(times), d))
+    ftle[:, :, 0] += log_loss[:, None]
+    ftle[:5] = np.nan                                       # diverged before t*
+    angle = rng.uniform(0, 1.5, size=(n, len(lags), len(times), len(pairs)))
+    angle[..., 0] = 0.7
+    growth = rng.normal(size=(n, len(lags), len(times), d))
+    angle[:5], growth[:5] = np.nan, np.nan
+    return xr.Dataset(
+        {"final_loss": ("network", final_loss),
+         "ftle_at": (("network", "prediction_time", "exponent"), ftle),
+         "clv_angle_lagged": (("network", "lag", "prediction_time", "pair"), angle),
+         "clv_growth_lagged": (("network", "lag", "prediction_time", "exponent"), growth),
+         "lagged_available_time": (("lag", "prediction_time"),
+                                   np.add.outer(np.array(lags) * 1e-3, times))},
+        coords={"network": np.arange(n), "prediction_time": times, "exponent": np.arange(1, d + 1),
+                "lag": lags, "pair": pairs},
+        attrs={"activation": "tanh", "initialization": "uniform"})
+
+
+def test_predict_combination(no_warnings, default_config):
+    G = synthetic_gathered()
+    P, rows = predict_combination(G, default_config)
+    assert len(rows) == 2 * 2 * len(feature_sets(9))
     assert all(set(r) == set(AUC_COLUMNS) for r in rows)
     df = pd.DataFrame(rows, columns=AUC_COLUMNS)
     ok = df[df.computable]
-    assert set(ok.feature) == {"ftle_1", "ftle_2", "ftle_all"}
-    assert not ok[["auc_mean", "auc_std", "t", "n_positive", "n_negative"]].isna().any().any()
-    singles = ok[ok.feature.isin(["ftle_1", "ftle_2"])]
-    assert not singles.single_auc.isna().any()
-    assert df[df.feature == "ftle_all"].single_auc.isna().all()
+    assert not ok[["auc_mean", "auc_std", "t", "available_time", "n_positive",
+                   "n_negative"]].isna().any().any()
+    assert (df.n_dropped == 5).all()                        # the runs diverged before t*
     bad = df[~df.computable]
-    assert (bad.reason.str.contains("const")).all() and bad.auc_mean.isna().all()
-    high = df[(df.event == "high") & (df.feature == "ftle_1")]
-    assert (high.n_positive == (outcome_events(final_loss)["high"]).sum()).all()
-    # the informative feature beats noise, and direction is kept: high loss ↔ high ftle_1
-    best = df[(df.event == "high") & (df.t == 2.0)].set_index("feature")
-    assert best.loc["ftle_1", "auc_mean"] > 0.9 and best.loc["ftle_1", "single_auc"] > 0.9
-    low = df[(df.event == "low") & (df.t == 2.0)].set_index("feature")
-    assert low.loc["ftle_1", "single_auc"] < 0.1 and low.loc["ftle_1", "auc_mean"] > 0.9
-
-
-# --- early stopping -----------------------------------------------------------------------
+    assert set(bad.feature) == {"clv_angles", "combined"}   # contain the constant angle 1-2
+    assert bad.reason.str.contains("clv_angle_1-2").all() and bad.auc_mean.isna().all()
+    assert df[df.feature == "ftle_all"].single_auc.isna().all()
+    assert not ok[ok.feature == "ftle_1"].single_auc.isna().any()
+    best = ok[ok.event == "high"].sort_values("auc_mean").iloc[-1]
+    assert best.family == "FTLE" and best.auc_mean > 0.8
+    # CLV predictors are available only at t* + L (L = prediction.clv_lag = 10 steps)
+    np.testing.assert_allclose(P.available_time.sel(feature="clv_growth"), [0.015, 0.025])
+    np.testing.assert_allclose(P.available_time.sel(feature="ftle_1"), [0.005, 0.015])
+    assert np.isnan(P.auc_mean.sel(feature="clv_angles")).all()
+    assert np.isfinite(P.roc_tpr.sel(event="high", feature="ftle_1")).all()
+    # early stopping with the best E_high predictor: monotone in the threshold
+    saved = P.stop_compute_saved.values
+    assert np.isfinite(saved).all() and (np.diff(saved, axis=1) <= 0).all()
+    assert list(P.stop_feature.values) != ["", ""]
 
 def test_early_stopping_hand_computed():
     p_high = np.array([0.9, 0.6, 0.2, 0.7, 0.1, 0.55])

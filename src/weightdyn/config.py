@@ -298,6 +298,10 @@ def check_semantics(cfg: Mapping) -> None:
     if folds > networks:
         _fail("prediction.folds", f"must be ≤ ensemble.networks={networks}, got {folds}")
     _int(cfg, "prediction.cv_seed", minimum=0)
+    clv_lag = _int(cfg, "prediction.clv_lag")
+    if clv_lag not in _list(cfg, "lyapunov.lags"):
+        _fail("prediction.clv_lag", f"must be one of lyapunov.lags={_list(cfg, 'lyapunov.lags')}, "
+                                    f"got {clv_lag}")
 
 
 def validate_config(cfg: Mapping, schema=None) -> None:

@@ -217,37 +217,136 @@ def feature_matrices(features: Mapping[str, np.ndarray],
     return {name: feature_matrix(features, members) for name, members in sets.items()}
 
 
-AUC_COLUMNS = ("activation", "initialization", "event", "feature", "t", "auc_mean", "auc_std",
-               "single_auc", "n_positive", "n_negative", "n_dropped", "computable", "reason")
+AUC_COLUMNS = ("activation", "initialization", "event", "feature", "family", "t",
+               "available_time", "auc_mean", "auc_std", "single_auc", "n_positive", "n_negative",
+               "n_dropped", "computable", "reason")
+#: probability thresholds of the early-stopping sweep
+STOP_THRESHOLDS = np.linspace(0.0, 1.0, 101)
 
 
-def auc_table(activation: str, initialization: str, final_loss,
-              features_by_time: Mapping[float, Mapping[str, np.ndarray]],
-              sets: Mapping[str, Sequence[str]], low: float = 4.0, high: float = 100.0,
-              folds: int = 5, seed: int = 0) -> list[dict]:
-    """One row (keys AUC_COLUMNS) per event × prediction time t × feature set.
+def feature_sets(d: int) -> dict[str, tuple[str, list[str]]]:
+    """Feature sets {name: (family, members)} for d exponents: each Λ_i, all Λ, CLV angles,
+    CLV growth rates, CLV 5–8 growth rates (d ≥ 8) and all of them combined."""
+    ftle = [f"ftle_{i}" for i in range(1, d + 1)]
+    growth = [f"clv_growth_{i}" for i in range(1, d + 1)]
+    angles = [f"clv_angle_{i}-{j}" for i in range(1, d + 1) for j in range(i + 1, d + 1)]
+    sets = {name: ("FTLE", [name]) for name in ftle}
+    sets["ftle_all"] = ("FTLE", ftle)
+    sets["clv_angles"] = ("CLV", angles)
+    sets["clv_growth"] = ("CLV", growth)
+    if d >= 8:
+        sets["clv_growth_5_8"] = ("CLV", growth[4:8])
+    sets["combined"] = ("combined", ftle + growth + angles)
+    return sets
 
-    ``features_by_time[t]`` maps feature names to per-run values known at t. ``single_auc`` is
-    the direction-keeping single-feature AUC (SingleAUC.auc) for one-feature sets, else None.
-    ``computable``/``reason`` refer to the cross-validated AUC; score fields of a row that is
-    not computable are None.
+
+def features_at(gathered, t: float, lag: int) -> dict[str, np.ndarray]:
+    """Per-run features known at t* = ``t`` (FTLEs from 0 to t*) or at t* + L (fixed-lag CLVs
+    with lag ``lag`` steps), from a gathered dataset (weightdyn.gather)."""
+    ftle = gathered["ftle_at"].sel(prediction_time=t).transpose("network", "exponent").values
+    angle = gathered["clv_angle_lagged"].sel(prediction_time=t, lag=lag).transpose(
+        "network", "pair").values
+    growth = gathered["clv_growth_lagged"].sel(prediction_time=t, lag=lag).transpose(
+        "network", "exponent").values
+    out = {f"ftle_{i + 1}": ftle[:, i] for i in range(ftle.shape[1])}
+    out.update({f"clv_growth_{i + 1}": growth[:, i] for i in range(growth.shape[1])})
+    pairs = gathered["pair"].values
+    out.update({f"clv_angle_{pair}": angle[:, k] for k, pair in enumerate(pairs)})
+    return out
+
+
+def predict_combination(gathered, cfg: dict):
+    """Prediction of both events at every prediction time from every feature set.
+
+    Returns ``(dataset, rows)``: the dataset holds the AUCs, mean ROC curves, the time at which
+    each predictor is available (t* for FTLE sets, t* + L for CLV sets) and the early-stopping
+    trade-off of the best E_high predictor per t*; ``rows`` are the auc.csv rows (AUC_COLUMNS).
+    Runs without finite features at t* (diverged before) are dropped from the classifier
+    (``n_dropped``) and, for early stopping, count as stopped (they have failed already).
     """
-    events = outcome_events(final_loss, low, high)
+    import xarray as xr
+
+    pcfg = cfg["prediction"]
+    folds, seed, lag = int(pcfg["folds"]), int(pcfg["cv_seed"]), int(pcfg["clv_lag"])
+    times = [float(t) for t in gathered["prediction_time"].values]
+    eta, steps = float(cfg["training"]["learning_rate"]), int(cfg["training"]["steps"])
+    events = outcome_events(gathered["final_loss"].values, cfg["classes"]["low"],
+                            cfg["classes"]["high"])
+    sets = feature_sets(gathered.sizes["exponent"])
+    names = list(sets)
+    shape = (len(EVENTS), len(names), len(times))
+    auc_mean, auc_std = np.full(shape, np.nan), np.full(shape, np.nan)
+    tpr = np.full(shape + (FPR_GRID.size,), np.nan)
+    available = np.empty((len(names), len(times)))
+    stop = {key: np.full((len(times), STOP_THRESHOLDS.size), np.nan)
+            for key in ("saved", "low", "high")}
+    stop_feature = []
     rows = []
-    for event in EVENTS:
-        y = events[event]
-        for t, features in features_by_time.items():
-            for set_name, X in feature_matrices(features, sets).items():
-                cv = cross_validated_auc(X, y, folds, seed, sets[set_name])
-                single = (single_feature_auc(X[:, 0], y, folds, sets[set_name][0])
-                          if X.shape[1] == 1 else None)
+    for k, t in enumerate(times):
+        features = features_at(gathered, t, lag)
+        lagged_time = float(gathered["lagged_available_time"].sel(lag=lag, prediction_time=t))
+        best = (-np.inf, None, None)
+        for j, name in enumerate(names):
+            family, members = sets[name]
+            available[j, k] = t if family == "FTLE" else lagged_time
+            X = feature_matrix(features, members)
+            for e, event in enumerate(EVENTS):
+                cv = cross_validated_auc(X, events[event], folds, seed, members)
+                single = (single_feature_auc(X[:, 0], events[event], folds, members[0])
+                          if len(members) == 1 else None)
+                if cv.computable:
+                    auc_mean[e, j, k], auc_std[e, j, k] = cv.auc_mean, cv.auc_std
+                    tpr[e, j, k] = cv.mean_tpr
+                    if event == "high" and cv.auc_mean > best[0]:
+                        best = (cv.auc_mean, name, np.where(cv.used, cv.oof_proba, 1.0))
                 rows.append(dict(
-                    activation=activation, initialization=initialization, event=event,
-                    feature=set_name, t=float(t), auc_mean=cv.auc_mean, auc_std=cv.auc_std,
+                    activation=gathered.attrs["activation"],
+                    initialization=gathered.attrs["initialization"], event=event, feature=name,
+                    family=family, t=t, available_time=available[j, k],
+                    auc_mean=cv.auc_mean, auc_std=cv.auc_std,
                     single_auc=single.auc if single is not None else None,
                     n_positive=cv.n_positive, n_negative=cv.n_negative, n_dropped=cv.n_dropped,
                     computable=cv.computable, reason=cv.reason))
-    return rows
+        stop_feature.append(best[1] or "")
+        if best[1] is not None:
+            j = names.index(best[1])
+            curve = early_stopping_curve(best[2], events["low"], events["high"],
+                                         int(round(available[j, k] / eta)), steps, STOP_THRESHOLDS)
+            stop["saved"][k] = curve.compute_saved
+            if curve.low_stopped is not None:
+                stop["low"][k] = curve.low_stopped
+            if curve.high_caught is not None:
+                stop["high"][k] = curve.high_caught
+    ETF = ("event", "feature", "prediction_time")
+    ds = xr.Dataset(
+        {
+            "auc_mean": (ETF, auc_mean, {"long_name": "cross-validated ROC AUC (mean over folds; "
+                                                      "NaN: not computable)", "units": "1"}),
+            "auc_std": (ETF, auc_std, {"long_name": "standard deviation of the fold AUCs",
+                                       "units": "1"}),
+            "roc_tpr": (ETF + ("fpr",), tpr, {"long_name": "fold-mean true-positive rate",
+                                              "units": "1"}),
+            "available_time": (("feature", "prediction_time"), available,
+                               {"long_name": "flow time at which the predictor is available",
+                                "units": "1"}),
+            "family": ("feature", [sets[n][0] for n in names], {"long_name": "feature family"}),
+            "stop_compute_saved": (("prediction_time", "threshold"), stop["saved"],
+                                   {"long_name": "fraction of all training steps not run",
+                                    "units": "1"}),
+            "stop_low_lost": (("prediction_time", "threshold"), stop["low"],
+                              {"long_name": "fraction of E_low runs stopped", "units": "1"}),
+            "stop_high_caught": (("prediction_time", "threshold"), stop["high"],
+                                 {"long_name": "fraction of E_high runs stopped", "units": "1"}),
+            "stop_feature": ("prediction_time", stop_feature,
+                             {"long_name": "feature set used for early stopping (best for E_high)"}),
+        },
+        coords={"event": list(EVENTS), "feature": names, "prediction_time": times,
+                "fpr": FPR_GRID, "threshold": STOP_THRESHOLDS},
+        attrs={"activation": gathered.attrs["activation"],
+               "initialization": gathered.attrs["initialization"],
+               "headline_time": float(pcfg["headline_time"]), "folds": folds, "clv_lag": lag},
+    )
+    return ds, rows
 
 
 @dataclass(frozen=True)

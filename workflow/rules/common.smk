@@ -1,6 +1,7 @@
 # Helpers shared by the rules: fan-out of the study into jobs, input functions, resources.
 # The logic lives in weightdyn.config (tested without Snakemake); this file only adapts it.
 
+from weightdyn.figures import FIGURES
 from weightdyn.config import (
     analysis_config,
     chunk_ids,
@@ -76,6 +77,23 @@ def gather_outputs():
     return [f"results/gather/{act}/{init}.nc" for act, init in COMBINATIONS]
 
 
+def prediction_outputs(ext):
+    """The prediction file (``ext``: nc or csv) of every combination."""
+    return [f"results/prediction/{act}/{init}.{ext}" for act, init in COMBINATIONS]
+
+
+FIGURE_NAMES = list(FIGURES)
+
+
 def all_targets():
-    """Final outputs of the study (rule all); each stage adds its own."""
-    return gather_outputs()
+    """Final outputs of the study (rule all): tables and figures."""
+    return [
+        "results/tables/classes.csv",
+        "results/tables/auc.csv",
+        "results/tables/summary.md",
+        *(
+            f"results/figures/{name}.{ext}"
+            for name in FIGURE_NAMES
+            for ext in ("png", "pdf")
+        ),
+    ]

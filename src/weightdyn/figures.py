@@ -1,0 +1,1005 @@
+"""The study's figures (design.md §5), one public function per figure, and a deterministic saver.
+
+Every figure function takes a mapping ``{(activation, initialization): dataset}`` — the gathered
+datasets ``G`` (figures 1–5 and 8) or the prediction datasets ``P`` (figures 6, 7 and 9) — and
+returns a :class:`matplotlib.figure.Figure`. Figures are built on their own Agg canvas (no
+pyplot, no global backend switch, no open-figure bookkeeping), at paper width
+(:data:`FIGURE_WIDTH` inches) with every font at least :data:`FONT_SIZE` points.
+
+Layout. Figures 1, 2 and 6–9 have one panel per combination in a grid with one row per
+activation and one column per initialisation (in the order the mapping lists them; a missing
+combination leaves no panel). Figures 3 and 4 compare several exponents, so they have one column
+per combination and one row per exponent (rows share the y axis). Figure 5 has one column per
+combination: the tangency-frequency heatmap on top, angle time series below.
+
+Colours. :data:`CLASS_COLOURS` (Okabe–Ito blue / grey / vermillion, colour-blind safe) marks the
+outcome classes everywhere; the events E_low and E_high use the colour of their class, feature
+families differ by line style and marker (:data:`FAMILY_STYLES`).
+
+Robustness. NaN and inf are dropped before plotting; an empty class, a non-computable
+predictor or an all-NaN CLV quantity gives an empty panel with a note, never an exception or a
+warning. :func:`save` writes PNG (200 dpi) and PDF without timestamps, so two saves of the same
+figure are byte-identical.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine, TightLayoutEngine
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+__all__ = [
+    "CLASS_COLOURS", "FAMILY_STYLES", "FIGURES", "auc_vs_time", "best_auc_series",
+    "best_feature", "clv_angles", "default_angle_pairs", "default_scatter_exponents",
+    "early_stopping", "exponents_vs_final_loss", "final_loss_distribution", "ftle_spectra",
+    "lag_accuracy", "loss_curves", "roc_curves", "save",
+]
+
+#: outcome-class colours (Okabe–Ito: blue, grey, vermillion), used by every figure
+CLASS_COLOURS = {"low": "#0072B2", "middle": "#999999", "high": "#D55E00"}
+#: outcome codes of ``G.outcome`` / ``G.sample_outcome`` → class names
+OUTCOME_NAMES = ("low", "middle", "high")
+#: line style and marker per feature family (figures 6 and 7)
+FAMILY_STYLES = {
+    "FTLE": {"linestyle": "-", "marker": "o"},
+    "CLV": {"linestyle": "--", "marker": "s"},
+    "combined": {"linestyle": ":", "marker": "^"},
+}
+#: sequential colour map for ordered quantities (CLV index, prediction time)
+SEQUENTIAL_CMAP = "viridis"
+#: colour map of the tangency-frequency heatmap
+HEATMAP_CMAP = "viridis"
+FIGURE_WIDTH = 7.0  # inches
+FONT_SIZE = 8  # points, the smallest font used
+HEADLINE_TIME = 0.015
+PNG_DPI = 200
+
+STYLE = {
+    "font.size": FONT_SIZE,
+    "axes.titlesize": FONT_SIZE,
+    "axes.labelsize": FONT_SIZE,
+    "xtick.labelsize": FONT_SIZE,
+    "ytick.labelsize": FONT_SIZE,
+    "legend.fontsize": FONT_SIZE,
+    "legend.title_fontsize": FONT_SIZE,
+    "figure.titlesize": FONT_SIZE + 1,
+    "figure.labelsize": FONT_SIZE,
+    "legend.frameon": False,
+    "lines.linewidth": 1.2,
+    "axes.linewidth": 0.6,
+    "xtick.major.width": 0.6,
+    "ytick.major.width": 0.6,
+    "xtick.minor.width": 0.4,
+    "ytick.minor.width": 0.4,
+    "image.cmap": HEATMAP_CMAP,
+    "pdf.fonttype": 42,  # embed TrueType (editable text in the PDF)
+    "svg.hashsalt": "weightdyn",
+}
+
+_EVENT_LABEL = {"low": r"$E_\mathrm{low}$", "high": r"$E_\mathrm{high}$"}
+_NOTE_COLOUR = "0.35"
+_LINESTYLE_NAMES = {"-": "solid", "--": "dashed", ":": "dotted", "-.": "dash-dotted"}
+
+
+# --------------------------------------------------------------------------------------------
+# small helpers
+# --------------------------------------------------------------------------------------------
+
+def _styled(func):
+    """Build the figure under :data:`STYLE` and fix tick-label sizes (ticks are made lazily)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context(STYLE):
+            fig = func(*args, **kwargs)
+            for ax in fig.axes:
+                ax.tick_params(which="both", labelsize=FONT_SIZE)
+            _guard_log_axes(fig)
+        return fig
+
+    return wrapper
+
+
+def _new_figure(width: float, height: float) -> Figure:
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    fig.get_layout_engine().set(w_pad=0.03, h_pad=0.03, wspace=0.02, hspace=0.02)
+    return fig
+
+
+def _guard_log_axes(fig: Figure) -> None:
+    """Give a log axis (and its shared siblings) fixed limits when nothing positive is on it.
+
+    Matplotlib warns ("Data has no positive values") when it autoscales an empty log axis.
+    """
+    for ax in fig.axes:
+        for name in ("x", "y"):
+            if getattr(ax, f"get_{name}scale")() != "log":
+                continue
+            if not getattr(ax, f"get_autoscale{name}_on")():
+                continue
+            group = getattr(ax, f"get_shared_{name}_axes")().get_siblings(ax)
+            minpos = [getattr(a.dataLim, f"minpos{name}") for a in group]
+            if not np.isfinite(minpos).any():
+                getattr(ax, f"set_{name}lim")(1e-3, 1.0)
+
+
+def _silent(reduce, values, axis=None):
+    """np.nan* reduction without the all-NaN-slice / empty-slice RuntimeWarnings."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        return reduce(values, axis=axis)
+
+
+def _positive(values) -> np.ndarray:
+    """Float copy with non-finite and non-positive entries set to NaN (for log axes)."""
+    v = np.array(values, dtype=float)
+    v[~np.isfinite(v) | (v <= 0)] = np.nan
+    return v
+
+
+def _finite(values) -> np.ndarray:
+    v = np.array(values, dtype=float)
+    v[~np.isfinite(v)] = np.nan
+    return v
+
+
+def _any_finite(*arrays) -> bool:
+    return any(np.isfinite(np.asarray(a, dtype=float)).any() for a in arrays)
+
+
+def _note(ax, text: str, y: float = 0.5) -> None:
+    """A grey note in the middle of a panel (empty class, not computable, ...)."""
+    ax.text(0.5, y, text, transform=ax.transAxes, ha="center", va="center",
+            color=_NOTE_COLOUR, fontsize=FONT_SIZE, wrap=True)
+
+
+def _title(key) -> str:
+    activation, initialization = key
+    return f"{activation}, {initialization}"
+
+
+def _layout(data: Mapping):
+    if not isinstance(data, Mapping) or not data:
+        raise ValueError("need a non-empty mapping {(activation, initialization): dataset}")
+    for key in data:
+        if not (isinstance(key, tuple) and len(key) == 2):
+            raise ValueError(f"keys must be (activation, initialization) pairs, got {key!r}")
+    activations = list(dict.fromkeys(key[0] for key in data))
+    initializations = list(dict.fromkeys(key[1] for key in data))
+    return activations, initializations
+
+
+def _grid_figure(data: Mapping, panel_height: float = 2.3, sharex=False, sharey=False,
+                 extra_height: float = 0.0):
+    """Figure with one panel per combination: rows = activations, columns = initialisations.
+
+    Returns (fig, axes array, {key: ax}); cells of missing combinations are removed.
+    """
+    activations, initializations = _layout(data)
+    fig = _new_figure(FIGURE_WIDTH, panel_height * len(activations) + 0.35 + extra_height)
+    axs = fig.subplots(len(activations), len(initializations), squeeze=False,
+                       sharex=sharex, sharey=sharey)
+    panels = {}
+    for r, activation in enumerate(activations):
+        for c, initialization in enumerate(initializations):
+            ax = axs[r, c]
+            if (activation, initialization) in data:
+                panels[(activation, initialization)] = ax
+                ax.set_title(_title((activation, initialization)))
+            else:
+                fig.delaxes(ax)
+    return fig, axs, panels
+
+
+def _outer_labels(axs: np.ndarray, present, xlabel: str, ylabel: str) -> None:
+    """x label under the lowest panel of every column, y label left of the first of every row.
+
+    Tick labels stay visible on those panels (also when a missing combination removed the
+    panel that would otherwise carry them).
+    """
+    present = {id(ax) for ax in present}
+    nrow, ncol = axs.shape
+    for r in range(nrow):
+        for c in range(ncol):
+            ax = axs[r, c]
+            if id(ax) not in present:
+                continue
+            if not any(id(axs[rr, c]) in present for rr in range(r + 1, nrow)):
+                ax.set_xlabel(xlabel)
+                ax.tick_params(axis="x", which="both", labelbottom=True)
+            if not any(id(axs[r, cc]) in present for cc in range(c)):
+                ax.set_ylabel(ylabel)
+                ax.tick_params(axis="y", which="both", labelleft=True)
+
+
+def _sel_close(da, dim: str, value: float):
+    """``da`` at the coordinate of ``dim`` equal to ``value`` (float tolerance); ValueError if
+    the value is not one of the coordinates."""
+    coord = np.asarray(da[dim].values, dtype=float)
+    idx = np.flatnonzero(np.isclose(coord, float(value), rtol=1e-6, atol=1e-12))
+    if idx.size == 0:
+        raise ValueError(f"{dim} = {value} is not available; {dim} values are {coord.tolist()}")
+    return da.isel({dim: int(idx[0])})
+
+
+def _quantile_index(da, q: float) -> int:
+    coord = np.asarray(da["quantile"].values, dtype=float)
+    return int(np.argmin(np.abs(coord - q)))
+
+
+def _median_and_band(da):
+    """(median, lower, upper) along a ``quantile`` dim: nearest to 0.5, smallest, largest."""
+    coord = np.asarray(da["quantile"].values, dtype=float)
+    med = da.isel(quantile=_quantile_index(da, 0.5)).values
+    lo = da.isel(quantile=int(np.argmin(coord))).values
+    hi = da.isel(quantile=int(np.argmax(coord))).values
+    return _finite(med), _finite(lo), _finite(hi)
+
+
+def _use_symlog(values, limit: float = 30.0, decades: float = 2.0) -> bool:
+    """Symlog y when the values reach beyond ±``limit`` and either change
+    sign or span more than ``decades`` decades in magnitude; linear otherwise."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if not v.size or float(np.abs(v).max()) <= limit:
+        return False
+    if v.min() < 0 < v.max():
+        return True
+    a = np.abs(v)
+    return float(a.max()) > 10 ** decades * max(float(a.min()), 1.0)
+
+
+def _scale_row(axes_row, row_values) -> None:
+    """Shared y scale of a row of panels, and a zero line if the values change sign.
+
+    Symlog rows are linear within ±1 (1/t): exponents smaller than one per unit flow time read
+    as marginal (≈ 0) at this scale.
+    """
+    values = np.concatenate([np.ravel(v) for v in row_values]) if row_values else np.array([])
+    finite = values[np.isfinite(values)]
+    if _use_symlog(values):
+        for ax in axes_row:
+            ax.set_yscale("symlog", linthresh=1.0, linscale=0.5)
+            ax.yaxis.get_major_locator().set_params(numticks=5)
+    if finite.size and finite.min() < 0 < finite.max():
+        for ax in axes_row:
+            ax.axhline(0.0, color="0.6", linewidth=0.5, zorder=0)
+
+
+def _parse_pair(name) -> tuple[int, int]:
+    i, j = str(name).split("-")
+    return int(i), int(j)
+
+
+def _exponent_label(i) -> str:
+    return rf"$\Lambda_{{{int(i)}}}(t)$ (1/t)"
+
+
+def _class_counts(outcome) -> dict[str, int]:
+    outcome = np.asarray(outcome)
+    return {name: int((outcome == code).sum()) for code, name in enumerate(OUTCOME_NAMES)}
+
+
+def _sqrt(x):
+    """Square root that maps negatives to 0 (forward function of a sqrt axis scale)."""
+    return np.sqrt(np.clip(x, 0.0, None))
+
+
+def _headline_line(ax, t) -> None:
+    if t is not None:
+        ax.axvline(float(t), color="0.5", linestyle=":", linewidth=0.8, zorder=0)
+
+
+# --------------------------------------------------------------------------------------------
+# 1. final loss distribution
+# --------------------------------------------------------------------------------------------
+
+@_styled
+def final_loss_distribution(gathered: Mapping, bins: int = 40) -> Figure:
+    """Figure 1: histogram of the final loss c_f (log axis) per combination.
+
+    Stacked by class in :data:`CLASS_COLOURS`, dashed lines at the class thresholds
+    (``G.attrs['low']``, ``G.attrs['high']``), the class fractions (of all networks, diverged
+    runs counted in "high") in the legend. Diverged runs (non-finite c_f) cannot be placed on
+    the axis and are only counted.
+    """
+    fig, axs, panels = _grid_figure(gathered, sharex=True)
+    finite_all = [np.asarray(G["final_loss"].values, dtype=float) for G in gathered.values()]
+    finite_all = np.concatenate([v[np.isfinite(v) & (v > 0)] for v in finite_all])
+    thresholds = [float(v) for G in gathered.values() for v in (G.attrs["low"], G.attrs["high"])]
+    extent = np.concatenate([np.asarray(thresholds, dtype=float), finite_all])
+    lo, hi = np.log10(extent.min()), np.log10(extent.max())
+    edges = np.logspace(np.floor(lo * 4) / 4 - 0.25, np.ceil(hi * 4) / 4 + 0.25, bins + 1)
+
+    for key, ax in panels.items():
+        G = gathered[key]
+        ax.set_xscale("log")
+        low, high = float(G.attrs["low"]), float(G.attrs["high"])
+        cf = np.asarray(G["final_loss"].values, dtype=float)
+        outcome = np.asarray(G["outcome"].values)
+        diverged = np.asarray(G["diverged"].values).astype(bool)
+        n = cf.size
+        for threshold in (low, high):
+            ax.axvline(threshold, color="k", linestyle="--", linewidth=0.8)
+        if n == 0:
+            _note(ax, "no networks")
+            continue
+        shown = np.isfinite(cf) & (cf > 0)
+        ax.hist([cf[shown & (outcome == code)] for code in range(3)], bins=edges, stacked=True,
+                color=[CLASS_COLOURS[name] for name in OUTCOME_NAMES], histtype="stepfilled",
+                linewidth=0)
+        counts = _class_counts(outcome)
+        handles = [Patch(color=CLASS_COLOURS["low"], label=f"low {counts['low'] / n:.1%}"),
+                   Patch(color=CLASS_COLOURS["middle"],
+                         label=f"middle {counts['middle'] / n:.1%}"),
+                   Patch(color=CLASS_COLOURS["high"],
+                         label=f"high {counts['high'] / n:.1%} "
+                               f"({diverged.sum() / n:.1%} diverged)"),
+                   Line2D([], [], color="k", linestyle="--", linewidth=0.8,
+                          label=f"thresholds {low:g}, {high:g}")]
+        ax.legend(handles=handles, loc="upper left", handlelength=1.2, borderaxespad=0.3)
+        if not shown.any():
+            _note(ax, "no finite final loss")
+            ax.set_ylim(0, 1)
+            continue
+        ax.margins(y=0.05)
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.45)  # room for the legend above the bars
+    _outer_labels(axs, panels.values(), "final loss $c_f$", "networks")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# 2. loss curves of sample runs
+# --------------------------------------------------------------------------------------------
+
+@_styled
+def loss_curves(gathered: Mapping) -> Figure:
+    """Figure 2: training loss of the sample runs against flow time t = step·η, log y.
+
+    One line per sample run in its class colour; runs that diverge end in a cross at their
+    last finite value; dotted lines at the class thresholds.
+    """
+    fig, axs, panels = _grid_figure(gathered, sharex=True, sharey=True, extra_height=0.25)
+    present = set()
+    for key, ax in panels.items():
+        G = gathered[key]
+        ax.set_yscale("log")
+        low, high = float(G.attrs["low"]), float(G.attrs["high"])
+        for threshold in (low, high):
+            ax.axhline(threshold, color="k", linestyle=":", linewidth=0.7, zorder=0)
+        t = np.asarray(G["step"].values, dtype=float) * float(G.attrs["learning_rate"])
+        curves = _positive(G["loss_curve"].values)
+        sample_outcome = np.asarray(G["sample_outcome"].values)
+        drawn = False
+        for curve, code in zip(curves, sample_outcome):
+            name = OUTCOME_NAMES[int(code)] if 0 <= int(code) < 3 else "high"
+            ok = np.flatnonzero(np.isfinite(curve))
+            if ok.size == 0:
+                continue
+            drawn = True
+            present.add(name)
+            ax.plot(t, curve, color=CLASS_COLOURS[name], linewidth=0.9, alpha=0.85)
+            if ok[-1] < curve.size - 1:  # NaN after the last finite value: diverged
+                present.add("diverged")
+                ax.plot(t[ok[-1]], curve[ok[-1]], marker="x", color=CLASS_COLOURS[name],
+                        markersize=5, linestyle="none")
+        if not drawn:
+            _note(ax, "no sample runs")
+    _outer_labels(axs, panels.values(), "flow time $t$", r"training loss $C(\theta)$")
+    handles = [Line2D([], [], color=CLASS_COLOURS[name], label=f"{name} class")
+               for name in OUTCOME_NAMES]
+    handles.append(Line2D([], [], color="k", marker="x", linestyle="none",
+                          label="diverged (last finite value)"))
+    handles.append(Line2D([], [], color="k", linestyle=":", linewidth=0.7,
+                          label="class thresholds"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles))
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# 3. FTLE spectra over time
+# --------------------------------------------------------------------------------------------
+
+def _exponent_rows(gathered: Mapping, exponents) -> list[int]:
+    if exponents is None:
+        available = [int(e) for G in gathered.values() for e in G["exponent"].values]
+        return sorted(dict.fromkeys(available))
+    return [int(e) for e in exponents]
+
+
+def _row_figure(gathered: Mapping, n_rows: int, row_height: float, extra_height: float = 0.5):
+    """Figure with one column per combination and ``n_rows`` rows sharing y within a row."""
+    _layout(gathered)
+    keys = list(gathered)
+    fig = _new_figure(FIGURE_WIDTH, row_height * n_rows + extra_height)
+    axs = fig.subplots(n_rows, len(keys), squeeze=False, sharex=True, sharey="row")
+    for c, key in enumerate(keys):
+        axs[0, c].set_title(_title(key))
+    return fig, axs, keys
+
+
+@_styled
+def ftle_spectra(gathered: Mapping, exponents: Sequence[int] | None = None,
+                 t_mark: float | None = HEADLINE_TIME) -> Figure:
+    """Figure 3: cumulative FTLE Λ_i(t) against flow time, low vs high class.
+
+    One row per exponent i (default: all), one column per combination; rows share the y axis
+    (symlog when values exceed ±30 and change sign or span > 2 decades). Line = class median,
+    band = the quartiles (smallest to largest quantile in ``G.ftle_quantiles``), in class
+    colours.
+    Dotted vertical line at the headline prediction time ``t_mark``.
+    """
+    rows = _exponent_rows(gathered, exponents)
+    fig, axs, keys = _row_figure(gathered, len(rows), row_height=0.95 if len(rows) > 4 else 1.6)
+    for r, exponent in enumerate(rows):
+        row_values = []
+        for c, key in enumerate(keys):
+            G = gathered[key]
+            ax = axs[r, c]
+            ax.set_xscale("log")
+            _headline_line(ax, t_mark)
+            if exponent not in set(int(e) for e in G["exponent"].values):
+                _note(ax, f"no exponent {exponent}")
+                continue
+            t = _positive(G["time"].values)
+            quantiles = G["ftle_quantiles"].sel(exponent=exponent)
+            missing = []
+            for name in ("low", "high"):
+                med, lo, hi = _median_and_band(quantiles.sel(class_name=name))
+                if not _any_finite(med):
+                    missing.append(name)
+                    continue
+                colour = CLASS_COLOURS[name]
+                ax.fill_between(t, lo, hi, color=colour, alpha=0.25, linewidth=0)
+                ax.plot(t, med, color=colour, linewidth=1.0)
+                row_values.extend([med, lo, hi])
+            if missing:
+                _note(ax, "no " + " / ".join(missing) + " class",
+                      y=0.5 if len(missing) == 2 else 0.85)
+        _scale_row(axs[r], row_values)
+        axs[r, 0].set_ylabel(_exponent_label(exponent))
+    for ax in axs[-1]:
+        ax.set_xlabel("flow time $t$")
+    handles = [Patch(facecolor=CLASS_COLOURS[name], alpha=0.25, edgecolor=CLASS_COLOURS[name],
+                     label=f"{name} class: median and quartiles") for name in ("low", "high")]
+    if t_mark is not None:
+        handles.append(Line2D([], [], color="0.5", linestyle=":", label=f"$t^* = {t_mark:g}$"))
+    fig.legend(handles=handles, loc="outside upper center", ncol=len(handles))
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# 4. whole-run exponents against the final loss
+# --------------------------------------------------------------------------------------------
+
+def default_scatter_exponents(d: int) -> list[int]:
+    """Λ_1 and the marginally stable Λ_5 … Λ_8 (for d ≥ 8), else Λ_1 and Λ_d."""
+    if d >= 8:
+        return [1, 5, 6, 7, 8]
+    return sorted({1, d})
+
+
+@_styled
+def exponents_vs_final_loss(gathered: Mapping, exponents: Sequence[int] | None = None) -> Figure:
+    """Figure 4: whole-run exponents Λ_i against the final loss c_f (log x).
+
+    One row per exponent (default :func:`default_scatter_exponents`: Λ_1 and Λ_5 … Λ_8), one
+    column per combination; points in class colours, dashed lines at the thresholds, grey line
+    at Λ = 0. Diverged runs (no exponents, no finite c_f) are left out.
+    """
+    if exponents is None:
+        d = max(int(G.sizes["exponent"]) for G in gathered.values())
+        rows = default_scatter_exponents(d)
+    else:
+        rows = [int(e) for e in exponents]
+    fig, axs, keys = _row_figure(gathered, len(rows), row_height=1.15 if len(rows) > 3 else 1.7)
+    for r, exponent in enumerate(rows):
+        row_values = []
+        for c, key in enumerate(keys):
+            G = gathered[key]
+            ax = axs[r, c]
+            ax.set_xscale("log")
+            for threshold in (float(G.attrs["low"]), float(G.attrs["high"])):
+                ax.axvline(threshold, color="k", linestyle="--", linewidth=0.7)
+            if exponent not in set(int(e) for e in G["exponent"].values):
+                _note(ax, f"no exponent {exponent}")
+                continue
+            cf = np.asarray(G["final_loss"].values, dtype=float)
+            lam = np.asarray(G["lyapunov_exponent"].sel(exponent=exponent).values, dtype=float)
+            outcome = np.asarray(G["outcome"].values)
+            ok = np.isfinite(cf) & (cf > 0) & np.isfinite(lam)
+            if not ok.any():
+                _note(ax, "no finite exponents")
+                continue
+            for code, name in enumerate(OUTCOME_NAMES):
+                m = ok & (outcome == code)
+                if m.any():
+                    ax.scatter(cf[m], lam[m], s=3, color=CLASS_COLOURS[name], alpha=0.5,
+                               linewidths=0, rasterized=True)
+            row_values.append(lam[ok])
+        _scale_row(axs[r], row_values)
+        axs[r, 0].set_ylabel(rf"$\Lambda_{{{exponent}}}$ (1/t)")
+    for ax in axs[-1]:
+        ax.set_xlabel("final loss $c_f$")
+    handles = [Line2D([], [], color=CLASS_COLOURS[name], marker="o", linestyle="none",
+                      markersize=4, label=name) for name in OUTCOME_NAMES]
+    handles.append(Line2D([], [], color="k", linestyle="--", linewidth=0.7,
+                          label="class thresholds"))
+    fig.legend(handles=handles, loc="outside upper center", ncol=len(handles))
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# 5. CLV angles
+# --------------------------------------------------------------------------------------------
+
+def default_angle_pairs(pairs) -> list[str]:
+    """The pairs among CLVs 5–8 (both indices in 5 … 8); all pairs if there are none."""
+    chosen = [p for p in pairs if all(5 <= k <= 8 for k in _parse_pair(p))]
+    return chosen or [str(p) for p in pairs]
+
+
+def _tangency_matrix(G) -> tuple[np.ndarray, int]:
+    """d×d matrix: upper triangle = mean tangency fraction of low networks, lower = high."""
+    d = int(G.sizes["exponent"])
+    matrix = np.full((d, d), np.nan)
+    frac = np.asarray(G["clv_tangency_fraction"].transpose("network", "pair").values, float)
+    outcome = np.asarray(G["outcome"].values)
+    low = _silent(np.nanmean, frac[outcome == 0], axis=0)
+    high = _silent(np.nanmean, frac[outcome == 2], axis=0)
+    for k, pair in enumerate(G["pair"].values):
+        i, j = _parse_pair(pair)
+        if frac[outcome == 0].shape[0]:
+            matrix[i - 1, j - 1] = low[k]
+        if frac[outcome == 2].shape[0]:
+            matrix[j - 1, i - 1] = high[k]
+    return matrix, d
+
+
+@_styled
+def clv_angles(gathered: Mapping, pairs: Sequence[str] | None = None,
+               t_mark: float | None = HEADLINE_TIME) -> Figure:
+    """Figure 5: CLV angle statistics, one column per combination.
+
+    Top row: tangency frequency (mean over the class's networks of the fraction of times with
+    angle below ``G.attrs['tangency_threshold']``) of every pair (i, j) as a d×d heatmap, low
+    class above the diagonal (row i < column j), high class below it; one shared colour bar.
+    Bottom row: class median of the Ginelli CLV angle θ_ij(t) against flow time (log–log) for
+    ``pairs`` (default: the six pairs among CLVs 5–8), one thin line per pair in the class
+    colour, dashed line at the tangency threshold.
+    """
+    _layout(gathered)
+    keys = list(gathered)
+    fig = _new_figure(FIGURE_WIDTH, 4.3)
+    gs = fig.add_gridspec(2, len(keys), height_ratios=[1.1, 1.0])
+    heat_axes = [fig.add_subplot(gs[0, c]) for c in range(len(keys))]
+    line_axes = []
+    for c in range(len(keys)):
+        share = line_axes[0] if line_axes else None
+        line_axes.append(fig.add_subplot(gs[1, c], sharex=share, sharey=share))
+
+    matrices = {key: _tangency_matrix(gathered[key]) for key in keys}
+    finite = np.concatenate([m[np.isfinite(m)] for m, _ in matrices.values()])
+    vmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+    cmap = matplotlib.colormaps[HEATMAP_CMAP].with_extremes(bad="white")
+    image = None
+    for c, key in enumerate(keys):
+        ax = heat_axes[c]
+        matrix, d = matrices[key]
+        im = ax.imshow(np.ma.masked_invalid(matrix), cmap=cmap, vmin=0.0, vmax=vmax,
+                       extent=(0.5, d + 0.5, d + 0.5, 0.5), interpolation="nearest")
+        if image is None:
+            image = im
+        ticks = np.arange(1, d + 1)
+        ax.set_xticks(ticks, [str(k) if (k % 2 or d <= 6) else "" for k in ticks])
+        ax.set_yticks(ticks, [str(k) if (k % 2 or d <= 6) else "" for k in ticks])
+        ax.tick_params(length=2)
+        ax.set_title(_title(key))
+        ax.set_xlabel("CLV $j$")
+        box = {"facecolor": "white", "edgecolor": "none", "alpha": 0.85, "pad": 1.0}
+        ax.text(0.97, 0.97, "low", transform=ax.transAxes, ha="right", va="top",
+                color=CLASS_COLOURS["low"], fontweight="bold", bbox=box)
+        ax.text(0.03, 0.03, "high", transform=ax.transAxes, ha="left", va="bottom",
+                color=CLASS_COLOURS["high"], fontweight="bold", bbox=box)
+        upper = matrix[np.triu_indices(d, 1)]
+        lower = matrix[np.tril_indices(d, -1)]
+        if not _any_finite(upper, lower):
+            _note(ax, "no CLV data")
+        elif not _any_finite(upper) or not _any_finite(lower):
+            _note(ax, "no " + ("low" if not _any_finite(upper) else "high") + " class",
+                  y=0.3 if not _any_finite(lower) else 0.7)
+    heat_axes[0].set_ylabel("CLV $i$")
+    fig.colorbar(image, ax=heat_axes, label="tangency frequency", shrink=0.9, aspect=15,
+                 pad=0.01)
+
+    thresholds = [float(gathered[key].attrs["tangency_threshold"]) for key in keys
+                  if "tangency_threshold" in gathered[key].attrs]
+    threshold = thresholds[0] if thresholds else None
+    # fixed y range (angles lie in [0, π/2]): no autoscaling of empty or one-valued log axes
+    angles = [_positive(gathered[key]["clv_angle_quantiles"].values).ravel() for key in keys]
+    angles = np.concatenate([*angles, np.asarray(thresholds, dtype=float)])
+    angles = angles[np.isfinite(angles)]
+    bottom = float(angles.min()) / 1.5 if angles.size else 1e-3
+    line_axes[0].set_yscale("log")
+    line_axes[0].set_ylim(max(bottom, 1e-6), np.pi / 2 * 1.15)
+    for c, key in enumerate(keys):
+        G = gathered[key]
+        ax = line_axes[c]
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        chosen = list(pairs) if pairs is not None else default_angle_pairs(G["pair"].values)
+        t = _positive(G["time"].values)
+        quantiles = G["clv_angle_quantiles"]
+        median = quantiles.isel(quantile=_quantile_index(quantiles, 0.5))
+        missing = []
+        for name in ("low", "high"):
+            shown = False
+            for pair in chosen:
+                if pair not in set(G["pair"].values):
+                    continue
+                y = _positive(median.sel(class_name=name, pair=pair).values)
+                if _any_finite(y):
+                    ax.plot(t, y, color=CLASS_COLOURS[name], linewidth=0.8, alpha=0.8)
+                    shown = True
+            if not shown:
+                missing.append(name)
+        _headline_line(ax, t_mark)
+        if "tangency_threshold" in G.attrs:
+            ax.axhline(float(G.attrs["tangency_threshold"]), color="k", linestyle="--",
+                       linewidth=0.7)
+        if len(missing) == 2:
+            _note(ax, "no CLV angles")
+        elif missing:
+            _note(ax, f"no {missing[0]} class", y=0.15)
+        if c == 0:
+            ax.set_ylabel(r"median angle $\theta_{ij}$ (rad)")
+        else:
+            ax.tick_params(axis="y", labelleft=False)
+        ax.set_xlabel("flow time $t$")
+    default = pairs is None
+    label = "pairs among CLVs 5–8" if default else "pairs " + ", ".join(map(str, pairs))
+    handles = [Line2D([], [], color=CLASS_COLOURS[name], linewidth=0.8,
+                      label=f"{name} class ({label})") for name in ("low", "high")]
+    if threshold is not None:
+        handles.append(Line2D([], [], color="k", linestyle="--", linewidth=0.7,
+                              label=f"tangency threshold {float(threshold):g} rad"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles))
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# prediction helpers (figures 6, 7, 9)
+# --------------------------------------------------------------------------------------------
+
+def best_feature(P, event: str, family: str, t: float):
+    """Feature set of ``family`` with the highest finite auc_mean for ``event`` at t* = ``t``
+    (None if none is computable)."""
+    families = np.asarray(P["family"].values).astype(str)
+    features = np.asarray(P["feature"].values).astype(str)
+    auc = _finite(_sel_close(P["auc_mean"].sel(event=event), "prediction_time", t).values)
+    auc = np.where(families == family, auc, np.nan)
+    if not np.isfinite(auc).any():
+        return None
+    return str(features[int(np.nanargmax(auc))])
+
+
+def _families(P) -> list[str]:
+    present = list(dict.fromkeys(np.asarray(P["family"].values).astype(str)))
+    ordered = [f for f in FAMILY_STYLES if f in present]
+    return ordered + [f for f in present if f not in FAMILY_STYLES]
+
+
+def _family_style(family: str) -> dict:
+    return FAMILY_STYLES.get(family, {"linestyle": "-.", "marker": "D"})
+
+
+# --------------------------------------------------------------------------------------------
+# 6. ROC curves
+# --------------------------------------------------------------------------------------------
+
+@_styled
+def roc_curves(predictions: Mapping, t: float = HEADLINE_TIME,
+               families: Sequence[str] = ("FTLE", "CLV")) -> Figure:
+    """Figure 6: mean ROC curves at prediction time ``t`` of the best feature set per family.
+
+    Best = highest auc_mean for that event at ``t``. Colour = event (class colour), line style
+    = family (explained in the title); legend: event, set name (with ``@`` the time it is
+    available if later than t), AUC mean ± std over folds. Dotted diagonal = chance.
+    """
+    fig, axs, panels = _grid_figure(predictions, panel_height=2.7, sharex=True, sharey=True)
+    for key, ax in panels.items():
+        P = predictions[key]
+        ax.plot([0, 1], [0, 1], color="0.6", linestyle=":", linewidth=0.8)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1.01)
+        fpr = np.asarray(P["fpr"].values, dtype=float)
+        handles = []
+        for event in ("high", "low"):
+            for family in families:
+                style = _family_style(family)
+                name = best_feature(P, event, family, t)
+                base = _EVENT_LABEL[event]
+                if name is None:
+                    handles.append(Line2D([], [], color=CLASS_COLOURS[event], alpha=0.4,
+                                          linestyle=style["linestyle"],
+                                          label=f"{base} {family}: not computable"))
+                    continue
+                at = dict(event=event, feature=name)
+                tpr = _finite(_sel_close(P["roc_tpr"].sel(**at), "prediction_time", t).values)
+                mean = float(_sel_close(P["auc_mean"].sel(**at), "prediction_time", t))
+                std = float(_sel_close(P["auc_std"].sel(**at), "prediction_time", t))
+                avail = float(_sel_close(P["available_time"].sel(feature=name),
+                                         "prediction_time", t))
+                when = f" @{avail:g}" if np.isfinite(avail) and avail > t * (1 + 1e-6) else ""
+                spread = f" ± {std:.2f}" if np.isfinite(std) else ""
+                ax.plot(fpr, tpr, color=CLASS_COLOURS[event], linestyle=style["linestyle"],
+                        linewidth=1.2)
+                handles.append(Line2D([], [], color=CLASS_COLOURS[event],
+                                      linestyle=style["linestyle"],
+                                      label=f"{base} {name}{when}: {mean:.2f}{spread}"))
+        ax.legend(handles=handles, loc="lower right", handlelength=1.8, borderaxespad=0.2,
+                  labelspacing=0.25)
+        if not any("not computable" not in h.get_label() for h in handles):
+            _note(ax, "no computable predictor", y=0.75)
+    _outer_labels(axs, panels.values(), "false-positive rate", "true-positive rate")
+    styles = ", ".join(f"{family} {_LINESTYLE_NAMES.get(_family_style(family)['linestyle'], '')}"
+                       for family in families)
+    fig.suptitle(f"ROC at $t^* = {t:g}$, best set per family ({styles}); "
+                 "legend: AUC mean ± std over folds, @ = available at", fontsize=FONT_SIZE)
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# 7. AUC against prediction time
+# --------------------------------------------------------------------------------------------
+
+def best_auc_series(P, event: str, family: str):
+    """Per prediction time, the best set of ``family`` for ``event``: arrays
+    (prediction_time, available_time, auc_mean, auc_std, feature names); NaN / None where no
+    set is computable."""
+    times = np.asarray(P["prediction_time"].values, dtype=float)
+    avail = np.full(times.size, np.nan)
+    mean = np.full(times.size, np.nan)
+    std = np.full(times.size, np.nan)
+    names = [None] * times.size
+    for k, t in enumerate(times):
+        name = best_feature(P, event, family, t)
+        if name is None:
+            continue
+        names[k] = name
+        at = dict(event=event, feature=name, prediction_time=t)
+        mean[k] = float(P["auc_mean"].sel(**at))
+        std[k] = float(P["auc_std"].sel(**at))
+        avail[k] = float(P["available_time"].sel(feature=name, prediction_time=t))
+    return times, avail, mean, std, names
+
+
+@_styled
+def auc_vs_time(predictions: Mapping, at: str = "available",
+                t_mark: float | None = HEADLINE_TIME) -> Figure:
+    """Figure 7: AUC of the best set of each feature family against prediction time (log x).
+
+    ``at="available"`` (default) places every point at the time its predictor is available
+    (``available_time``: t* for FTLE sets, t* + lag for lagged CLV sets), so curves compare
+    what is known at the same moment; ``at="prediction"`` uses t* itself. Colour = event,
+    line style / marker = family, error bars = std over folds, dotted line at AUC 0.5.
+    """
+    if at not in ("available", "prediction"):
+        raise ValueError(f"at must be 'available' or 'prediction', got {at!r}")
+    fig, axs, panels = _grid_figure(predictions, panel_height=2.3, sharex=True, sharey=True,
+                                    extra_height=0.3)
+    labels = {}
+    ymin = 0.45
+    for key, ax in panels.items():
+        P = predictions[key]
+        ax.set_xscale("log")
+        ax.axhline(0.5, color="0.6", linestyle=":", linewidth=0.8)
+        _headline_line(ax, t_mark)
+        drawn = False
+        for event in ("high", "low"):
+            for family in _families(P):
+                times, avail, mean, std, _ = best_auc_series(P, event, family)
+                x = avail if at == "available" else times
+                ok = np.isfinite(mean) & np.isfinite(x) & (x > 0)
+                style = _family_style(family)
+                label = f"{_EVENT_LABEL[event]} {family}"
+                labels[label] = Line2D([], [], color=CLASS_COLOURS[event], markersize=3.5,
+                                       **style, label=label)
+                if not ok.any():
+                    continue
+                drawn = True
+                ax.errorbar(x[ok], mean[ok], yerr=np.where(np.isfinite(std[ok]), std[ok], 0.0),
+                            color=CLASS_COLOURS[event], markersize=3.5, capsize=1.5,
+                            elinewidth=0.7, linewidth=1.0, **style)
+                ymin = min(ymin, float(np.nanmin(mean[ok] - np.nan_to_num(std[ok]))))
+        if not drawn:
+            _note(ax, "no computable predictor")
+    for ax in panels.values():
+        ax.set_ylim(max(0.0, ymin - 0.03), 1.02)
+    xlabel = ("prediction time $t^*$ (when the predictor is available)" if at == "available"
+              else "prediction time $t^*$")
+    _outer_labels(axs, panels.values(), xlabel, "AUC")
+    handles = list(labels.values())
+    n_fam = len(handles) // 2
+    handles = [h for pair in zip(handles[:n_fam], handles[n_fam:]) for h in pair]
+    fig.legend(handles=handles, loc="outside lower center", ncol=max(n_fam, 1))
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# 8. accuracy of the fixed-lag CLV estimate
+# --------------------------------------------------------------------------------------------
+
+@_styled
+def lag_accuracy(gathered: Mapping, t: float = HEADLINE_TIME) -> Figure:
+    """Figure 8: median over networks of the angle between the fixed-lag CLV estimate and
+    Ginelli's CLV, per CLV index, against the lag L (steps), at prediction time ``t``; log–log.
+
+    Colour = CLV index (sequential map); CLVs 5–8 drawn thicker.
+    """
+    fig, axs, panels = _grid_figure(gathered, sharex=True, sharey=True, extra_height=0.3)
+    d = max(int(G.sizes["exponent"]) for G in gathered.values())
+    cmap = matplotlib.colormaps[SEQUENTIAL_CMAP]
+    colours = {i: cmap(0.9 * (i - 1) / max(d - 1, 1)) for i in range(1, d + 1)}
+    shown = set()
+    for key, ax in panels.items():
+        G = gathered[key]
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        lags = _positive(G["lag"].values)
+        err = _sel_close(G["clv_lag_error"], "prediction_time", t)
+        err = err.transpose("network", "lag", "exponent").values
+        median = _positive(_silent(np.nanmedian, _finite(err), axis=0))  # (lag, exponent)
+        drawn = False
+        for k, exponent in enumerate(int(e) for e in G["exponent"].values):
+            y = median[:, k]
+            if not _any_finite(y):
+                continue
+            drawn = True
+            shown.add(exponent)
+            ax.plot(lags, y, color=colours.get(exponent, "k"), marker="o", markersize=2.5,
+                    linewidth=1.6 if 5 <= exponent <= 8 else 0.8)
+        if not drawn:
+            _note(ax, "no lagged CLV estimate")
+    _outer_labels(axs, panels.values(), "lag $L$ (steps)", "median angle to Ginelli CLV (rad)")
+    handles = [Line2D([], [], color=colours[i], marker="o", markersize=2.5,
+                      linewidth=1.6 if 5 <= i <= 8 else 0.8, label=f"CLV {i}")
+               for i in sorted(shown)]
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 9),
+                   columnspacing=1.0, handlelength=1.5)
+    fig.suptitle(f"Fixed-lag CLV estimate vs Ginelli at $t^* = {t:g}$")
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# 9. early stopping
+# --------------------------------------------------------------------------------------------
+
+@_styled
+def early_stopping(predictions: Mapping, mark_threshold: float | None = 0.5,
+                   t_mark: float | None = HEADLINE_TIME) -> Figure:
+    """Figure 9: compute saved against the fraction of E_low runs stopped by mistake.
+
+    Runs with predicted P(E_high) above a threshold are stopped at t*; sweeping the threshold
+    traces one curve per t* (colour = t*, sequential map; the headline t* thicker). A dot marks
+    the threshold ``mark_threshold``. The x axis has a square-root scale, which spreads out the
+    interesting region of few lost runs while still showing 0.
+    """
+    fig, axs, panels = _grid_figure(predictions, sharex=True, sharey=True, extra_height=0.3)
+    times = sorted({float(t) for P in predictions.values()
+                    for t in P["prediction_time"].values})
+    cmap = matplotlib.colormaps[SEQUENTIAL_CMAP]
+    colours = {t: cmap(0.9 * k / max(len(times) - 1, 1)) for k, t in enumerate(times)}
+    shown = set()
+    for key, ax in panels.items():
+        P = predictions[key]
+        ax.set_xscale("function", functions=(_sqrt, np.square))
+        thresholds = np.asarray(P["threshold"].values, dtype=float)
+        drawn = False
+        for t in np.asarray(P["prediction_time"].values, dtype=float):
+            lost = _finite(P["stop_low_lost"].sel(prediction_time=t).values)
+            saved = _finite(P["stop_compute_saved"].sel(prediction_time=t).values)
+            ok = np.isfinite(lost) & np.isfinite(saved)
+            if not ok.any():
+                continue
+            drawn = True
+            shown.add(float(t))
+            headline = t_mark is not None and np.isclose(t, t_mark)
+            colour = colours[float(t)]
+            ax.plot(lost[ok], saved[ok], color=colour, linewidth=2.0 if headline else 1.0,
+                    zorder=3 if headline else 2)
+            if mark_threshold is not None:
+                k = int(np.argmin(np.abs(thresholds - mark_threshold)))
+                if ok[k]:
+                    ax.plot(lost[k], saved[k], marker="o", color=colour, markersize=3.5,
+                            markeredgecolor="k", markeredgewidth=0.4, zorder=4)
+        if not drawn:
+            _note(ax, "early stopping not computable\n"
+                      r"(no $E_\mathrm{high}$ predictor)")
+    for ax in panels.values():
+        ax.set_xlim(0.0, 1.0)
+        ax.set_xticks([0, 0.01, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0],
+                      ["0", "0.01", "0.05", "0.1", "0.2", "0.4", "0.6", "0.8", "1"])
+        ax.set_ylim(-0.02, 1.02)
+        ax.grid(True, color="0.9", linewidth=0.5)
+    _outer_labels(axs, panels.values(), "fraction of $E_\\mathrm{low}$ runs stopped (lost)",
+                  "compute saved (fraction of steps)")
+    handles = [Line2D([], [], color=colours[t],
+                      linewidth=2.0 if t_mark is not None and np.isclose(t, t_mark) else 1.0,
+                      label=f"$t^* = {t:g}$") for t in times if t in shown]
+    if mark_threshold is not None and handles:
+        handles.append(Line2D([], [], marker="o", color="0.5", markeredgecolor="k",
+                              markeredgewidth=0.4, linestyle="none", markersize=3.5,
+                              label=f"threshold {mark_threshold:g}"))
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5))
+    return fig
+
+
+# --------------------------------------------------------------------------------------------
+# saving
+# --------------------------------------------------------------------------------------------
+
+def _freeze_layout(fig: Figure) -> None:
+    """Run the figure's layout engine once at :data:`PNG_DPI` and fix the result.
+
+    Constrained layout is not idempotent to the last bit: a second draw (or a draw at another
+    dpi) starts from the previous positions and may move axes by ~1e-10, which changes the PNG.
+    Freezing after one layout pass makes every later save reproduce the same bytes.
+    """
+    if not isinstance(fig.get_layout_engine(), (ConstrainedLayoutEngine, TightLayoutEngine)):
+        return  # no layout engine, or already frozen
+    dpi = fig.dpi
+    fig.set_dpi(PNG_DPI)
+    try:
+        fig.draw_without_rendering()
+    finally:
+        fig.set_dpi(dpi)
+    fig.set_layout_engine("none")
+
+
+def save(fig: Figure, path_stem) -> tuple[Path, Path]:
+    """Write ``path_stem.png`` (200 dpi) and ``path_stem.pdf``; return both paths.
+
+    No timestamps are written, and the constrained layout is computed once (at the PNG
+    resolution) and then frozen (:func:`_freeze_layout`), so saving the same figure twice, or
+    a freshly built copy of it, gives byte-identical files. A trailing .png/.pdf on
+    ``path_stem`` is dropped; parent directories are created.
+    """
+    stem = Path(path_stem)
+    if stem.suffix.lower() in (".png", ".pdf"):
+        stem = stem.with_suffix("")
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    png = stem.with_name(stem.name + ".png")
+    pdf = stem.with_name(stem.name + ".pdf")
+    with matplotlib.rc_context(STYLE):
+        _freeze_layout(fig)
+        fig.savefig(png, dpi=PNG_DPI, metadata={"Software": None}, facecolor="white")
+        fig.savefig(pdf, metadata={"CreationDate": None, "ModDate": None, "Producer": None,
+                                   "Creator": None}, facecolor="white")
+    return png, pdf
+
+
+#: output stem → (figure function, input kind) for the workflow's figure script
+FIGURES = {
+    "fig1_final_loss": (final_loss_distribution, "gathered"),
+    "fig2_loss_curves": (loss_curves, "gathered"),
+    "fig3_ftle_spectra": (ftle_spectra, "gathered"),
+    "fig4_exponents_vs_final_loss": (exponents_vs_final_loss, "gathered"),
+    "fig5_clv_angles": (clv_angles, "gathered"),
+    "fig6_roc_curves": (roc_curves, "prediction"),
+    "fig7_auc_vs_time": (auc_vs_time, "prediction"),
+    "fig8_lag_accuracy": (lag_accuracy, "gathered"),
+    "fig9_early_stopping": (early_stopping, "prediction"),
+}

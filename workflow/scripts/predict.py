@@ -1,0 +1,23 @@
+"""Rule predict: naive Bayes prediction of E_low and E_high for one combination."""
+
+import sys
+from pathlib import Path
+
+# Use the weightdyn of this checkout (src/ beside workflow/), as the Snakefile does.
+_SRC = Path(snakemake.scriptdir).resolve().parents[1] / "src"
+if (_SRC / "weightdyn").is_dir():
+    sys.path.insert(0, str(_SRC))
+
+import pandas as pd
+
+from weightdyn.chunkio import provenance, read_dataset, write_dataset
+from weightdyn.prediction import AUC_COLUMNS, predict_combination
+from weightdyn.runlog import script_logging
+
+with script_logging(snakemake.log[0], snakemake.rule) as log:
+    gathered = read_dataset(snakemake.input[0], ("final_loss", "ftle_at", "clv_angle_lagged"))
+    ds, rows = predict_combination(gathered, snakemake.config)
+    ds.attrs.update(provenance(snakemake.config, "predict"))
+    write_dataset(ds, snakemake.output.dataset)
+    pd.DataFrame(rows, columns=AUC_COLUMNS).to_csv(snakemake.output.table, index=False)
+    log.info("%d AUC rows, %d computable", len(rows), sum(r["computable"] for r in rows))

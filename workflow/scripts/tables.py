@@ -1,0 +1,28 @@
+"""Rule tables: classes.csv, auc.csv and summary.md from all combinations."""
+
+import sys
+from pathlib import Path
+
+# Use the weightdyn of this checkout (src/ beside workflow/), as the Snakefile does.
+_SRC = Path(snakemake.scriptdir).resolve().parents[1] / "src"
+if (_SRC / "weightdyn").is_dir():
+    sys.path.insert(0, str(_SRC))
+
+import pandas as pd
+
+from weightdyn.chunkio import read_dataset
+from weightdyn.runlog import script_logging
+from weightdyn.tables import auc_table, classes_table, summary_markdown
+
+with script_logging(snakemake.log[0], snakemake.rule) as log:
+    gathered = {}
+    for path in snakemake.input.gathered:
+        G = read_dataset(path, ("outcome", "diverged"))
+        gathered[G.attrs["activation"], G.attrs["initialization"]] = G
+    classes = classes_table(gathered)
+    auc = auc_table(pd.read_csv(path) for path in snakemake.input.predictions)
+    classes.to_csv(snakemake.output.classes, index=False)
+    auc.to_csv(snakemake.output.auc, index=False)
+    headline = float(snakemake.config["prediction"]["headline_time"])
+    Path(snakemake.output.summary).write_text(summary_markdown(classes, auc, headline))
+    log.info("tables for %d combinations written", len(classes))
