@@ -55,7 +55,10 @@ def test_dry_run_of_the_default_study(tmp_path):
     start = time.perf_counter()
     rules, planned = plan(tmp_path)
     elapsed = time.perf_counter() - start
-    assert rules == {"simulate": 64, "lyapunov": 64, "gather": 4}   # 4 combinations x 16 chunks
+    # 4 combinations x 16 chunks of 500
+    assert rules == {"simulate": 64, "lyapunov": 64, "gather": 4, "prediction": 4}
+    assert "results/figures/fig6_roc_curves.png" in planned
+    assert "results/tables/auc.csv" in planned
     assert "results/simulate/relu/normal/chunk015.nc" in planned
     assert "results/gather/tanh/uniform.nc" in planned
     assert elapsed < 30, f"planning took {elapsed:.1f} s"
@@ -65,13 +68,13 @@ def test_dry_run_of_the_default_study(tmp_path):
 @pytest.mark.parametrize("name, chunks, gather", [("quick", 4, 4), ("tiny", 4, 2)])
 def test_dry_run_of_the_shipped_small_configs(tmp_path, name, chunks, gather):
     rules, _ = plan(tmp_path, ROOT / "config" / f"{name}.yaml")
-    assert rules == {"simulate": chunks, "lyapunov": chunks, "gather": gather}
+    assert rules == {"simulate": chunks, "lyapunov": chunks, "gather": gather, "prediction": gather}
 
 
 def test_chunk_count_follows_the_config(tmp_path):
     rules, planned = plan(tmp_path, config={"ensemble": {"networks": 1001, "chunk_size": 100},
                                             "activations": ["tanh"]})
-    assert rules == {"simulate": 2 * 11, "lyapunov": 2 * 11, "gather": 2}
+    assert rules == {"simulate": 2 * 11, "lyapunov": 2 * 11, "gather": 2, "prediction": 2}
     assert "results/simulate/tanh/normal/chunk010.nc" in planned   # the short last chunk
 
 

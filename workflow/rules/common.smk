@@ -1,7 +1,6 @@
 # Helpers shared by the rules: fan-out of the study into jobs, input functions, resources.
 # The logic lives in weightdyn.config (tested without Snakemake); this file only adapts it.
 
-from weightdyn.figures import FIGURES
 from weightdyn.config import (
     analysis_config,
     chunk_ids,
@@ -12,6 +11,7 @@ from weightdyn.config import (
     simulate_resources,
     simulation_config,
 )
+from weightdyn.figures import FIGURES
 
 COMBINATIONS = combinations(config)
 CHUNKS = chunk_ids(config)
@@ -86,7 +86,7 @@ FIGURE_NAMES = list(FIGURES)
 
 
 def all_targets():
-    """Final outputs of the study (rule all): tables and figures."""
+    """Final outputs of the study, the input of the default target: tables and figures."""
     return [
         "results/tables/classes.csv",
         "results/tables/auc.csv",
