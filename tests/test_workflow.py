@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import xarray as xr
 import yaml
@@ -159,6 +160,26 @@ def test_tiny_study_outputs(tiny_run, tiny_cfg):
                 assert f"rule {rule} done" in log.read_text()
                 assert (workdir / f"benchmarks/rules/{rule}/{act}/uniform/chunk{k:03d}.tsv").is_file()
         assert "rule gather done" in (workdir / f"logs/gather/{act}/uniform.log").read_text()
+    classes = pd.read_csv(workdir / "results/tables/classes.csv")
+    assert list(classes.columns) == ["activation", "initialization", "n", "frac_low",
+                                     "frac_middle", "frac_high", "frac_diverged"]
+    assert sorted(zip(classes.activation, classes.n)) == [("relu", 20), ("tanh", 20)]
+    np.testing.assert_allclose(classes[["frac_low", "frac_middle", "frac_high"]].sum(axis=1), 1)
+    auc = pd.read_csv(workdir / "results/tables/auc.csv")
+    ok = auc[auc.computable]
+    assert len(ok) and not ok[["auc_mean", "auc_std"]].isna().any().any()
+    assert ((ok.auc_mean >= 0) & (ok.auc_mean <= 1)).all()
+    assert (workdir / "results/tables/summary.md").read_text().startswith("# weightdyn")
+    stamp = json.loads((workdir / "results/tables/provenance.json").read_text())
+    assert stamp["weightdyn_version"] == __version__ and stamp["config"] == tiny_cfg
+    from PIL import Image
+
+    for k in range(1, 10):
+        png = next((workdir / "results/figures").glob(f"fig{k}_*.png"))
+        assert png.with_suffix(".pdf").stat().st_size > 0
+        with Image.open(png) as image:
+            assert image.info["weightdyn_version"] == __version__
+            assert json.loads(image.info["config_json"]) == tiny_cfg
 
 
 @pytest.mark.slow
@@ -194,3 +215,41 @@ def test_deleted_chunk_is_recomputed_alone_with_identical_results(tiny_run, tmp_
     xr.testing.assert_identical(xr.load_dataset(victim), xr.load_dataset(tmp_path / "before.nc"))
     for path, before in gathered.items():
         xr.testing.assert_identical(xr.load_dataset(path), before)
+
+
+@pytest.mark.slow
+def test_killed_study_resumes_without_recomputing_and_gives_identical_tables(tiny_run, tmp_path):
+    """SIGKILL Snakemake and its jobs mid-run, unlock, rerun: finished chunks are kept, the
+    final tables and gathered files equal those of the uninterrupted run."""
+    import os
+    import signal
+
+    workdir = tmp_path / "killed"
+    workdir.mkdir()
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory",
+           str(workdir), "--configfile", str(TINY), "--cores", "2"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not chunk_files(workdir) and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.2)
+    assert proc.poll() is None, "the study finished before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = {p: p.stat().st_mtime_ns for p in chunk_files(workdir)}
+    assert finished and not (workdir / "results/tables").exists()
+    # no half-written file may look complete: every file present opens
+    for path in (workdir / "results").rglob("*.nc"):
+        xr.load_dataset(path)
+
+    snakemake(workdir, "--unlock")
+    output = snakemake(workdir, "--rerun-incomplete")
+    assert re.search(r"(\d+) of \1 steps \(100%\) done", output), output[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished   # not recomputed
+    reference = tiny_run[0]
+    for name in ("classes.csv", "auc.csv", "summary.md"):
+        assert (workdir / "results/tables" / name).read_text() == \
+            (reference / "results/tables" / name).read_text(), name
+    for act in ("tanh", "relu"):
+        xr.testing.assert_equal(xr.load_dataset(workdir / f"results/gather/{act}/uniform.nc"),
+                                xr.load_dataset(reference / f"results/gather/{act}/uniform.nc"))

@@ -969,8 +969,11 @@ def _freeze_layout(fig: Figure) -> None:
     fig.set_layout_engine("none")
 
 
-def save(fig: Figure, path_stem) -> tuple[Path, Path]:
+def save(fig: Figure, path_stem, provenance: dict | None = None) -> tuple[Path, Path]:
     """Write ``path_stem.png`` (200 dpi) and ``path_stem.pdf``; return both paths.
+
+    ``provenance`` (e.g. :func:`weightdyn.chunkio.provenance`) is embedded as text metadata:
+    PNG text chunks under its own keys, the PDF's Subject (version) and Keywords (config).
 
     No timestamps are written, and the constrained layout is computed once (at the PNG
     resolution) and then frozen (:func:`_freeze_layout`), so saving the same figure twice, or
@@ -983,11 +986,14 @@ def save(fig: Figure, path_stem) -> tuple[Path, Path]:
     stem.parent.mkdir(parents=True, exist_ok=True)
     png = stem.with_name(stem.name + ".png")
     pdf = stem.with_name(stem.name + ".pdf")
+    info = {key: str(value) for key, value in (provenance or {}).items()}
+    pdf_info = {"Subject": f"weightdyn {info['weightdyn_version']}",
+                "Keywords": info.get("config_json", "")} if info else {}
     with matplotlib.rc_context(STYLE):
         _freeze_layout(fig)
-        fig.savefig(png, dpi=PNG_DPI, metadata={"Software": None}, facecolor="white")
+        fig.savefig(png, dpi=PNG_DPI, metadata={"Software": None, **info}, facecolor="white")
         fig.savefig(pdf, metadata={"CreationDate": None, "ModDate": None, "Producer": None,
-                                   "Creator": None}, facecolor="white")
+                                   "Creator": None, **pdf_info}, facecolor="white")
     return png, pdf
 
 

@@ -40,6 +40,7 @@ rule tables:
             caption="../report/table_summary.rst",
             category="Tables",
         ),
+        provenance="results/tables/provenance.json",
     log:
         "logs/tables.log",
     conda:

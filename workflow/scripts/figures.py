@@ -9,7 +9,7 @@ if (_SRC / "weightdyn").is_dir():
     sys.path.insert(0, str(_SRC))
 
 from weightdyn import figures
-from weightdyn.chunkio import read_dataset
+from weightdyn.chunkio import provenance, read_dataset
 from weightdyn.runlog import script_logging
 
 
@@ -22,8 +22,9 @@ def by_combination(paths):
 with script_logging(snakemake.log[0], snakemake.rule) as log:
     inputs = {"gathered": by_combination(snakemake.input.gathered),
               "prediction": by_combination(snakemake.input.predictions)}
+    stamp = provenance(snakemake.config, snakemake.rule)
     for png in snakemake.output.png:
         name = Path(png).stem
         plot, kind = figures.FIGURES[name]
-        figures.save(plot(inputs[kind]), Path(png).with_suffix(""))
+        figures.save(plot(inputs[kind]), Path(png).with_suffix(""), stamp)
         log.info("wrote %s (.png, .pdf)", name)

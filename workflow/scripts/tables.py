@@ -1,5 +1,6 @@
 """Rule tables: classes.csv, auc.csv and summary.md from all combinations."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -10,7 +11,7 @@ if (_SRC / "weightdyn").is_dir():
 
 import pandas as pd
 
-from weightdyn.chunkio import read_dataset
+from weightdyn.chunkio import provenance, read_dataset
 from weightdyn.runlog import script_logging
 from weightdyn.tables import auc_table, classes_table, summary_markdown
 
@@ -25,4 +26,8 @@ with script_logging(snakemake.log[0], snakemake.rule) as log:
     auc.to_csv(snakemake.output.auc, index=False)
     headline = float(snakemake.config["prediction"]["headline_time"])
     Path(snakemake.output.summary).write_text(summary_markdown(classes, auc, headline))
+    stamp = provenance(snakemake.config, snakemake.rule)
+    stamp["config"] = json.loads(stamp.pop("config_json"))
+    stamp["inputs"] = list(snakemake.input)
+    Path(snakemake.output.provenance).write_text(json.dumps(stamp, indent=1) + "\n")
     log.info("tables for %d combinations written", len(classes))
