@@ -253,3 +253,19 @@ def test_killed_study_resumes_without_recomputing_and_gives_identical_tables(tin
     for act in ("tanh", "relu"):
         xr.testing.assert_equal(xr.load_dataset(workdir / f"results/gather/{act}/uniform.nc"),
                                 xr.load_dataset(reference / f"results/gather/{act}/uniform.nc"))
+
+
+@pytest.mark.slow
+def test_truncated_chunk_stops_gather_with_the_file_named(tiny_run, tmp_path):
+    workdir = tmp_path / "copy"
+    shutil.copytree(tiny_run[0], workdir, ignore=shutil.ignore_patterns(".snakemake"))
+    victim = workdir / "results/lyapunov/tanh/uniform/chunk000.nc"
+    victim.write_bytes(victim.read_bytes()[:2000])
+    (workdir / "results/gather/tanh/uniform.nc").unlink()
+    cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory",
+           str(workdir), "--configfile", str(TINY), "--cores", "2"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert proc.returncode != 0
+    log = (workdir / "logs/gather/tanh/uniform.log").read_text()
+    assert f"{victim.relative_to(workdir)}: cannot be read" in log
+    assert f"delete {victim.relative_to(workdir)}" in log
