@@ -200,14 +200,15 @@ def test_deleted_chunk_is_recomputed_alone_with_identical_results(tiny_run, tmp_
     mtimes = {p: p.stat().st_mtime_ns for p in chunk_files(workdir) + [relu_gather]
               if p != victim}
 
-    # A chunk is an intermediate file: with the gathered file present, Snakemake (by design,
-    # as for temp() files) sees nothing to do.
+    # A chunk is an intermediate file: with the files made from it present, Snakemake (by
+    # design, as for temp() files) sees nothing to do.
     victim.unlink()
-    assert "Nothing to be done" in snakemake(workdir, "--dry-run", "--until", "gather")
+    assert "Nothing to be done" in snakemake(workdir, "--dry-run")
     # Once the gathered file is gone too (as after gather stopped on a bad chunk and the chunk
-    # was deleted, as its error message says), a rerun recomputes that chunk and nothing else.
+    # was deleted, as its error message says), asking for it recomputes that chunk (simulation
+    # included: the simulate chunks are temporary) and nothing else.
     tanh_gather.unlink()
-    output = snakemake(workdir, "--until", "gather")
+    output = snakemake(workdir, str(tanh_gather.relative_to(workdir)))
     jobs = re.findall(r"^(?:local)?rule (\w+):$", output, flags=re.M)
     assert collections.Counter(jobs) == {"simulate": 1, "lyapunov": 1, "gather": 1}, output[-3000:]
     assert "wildcards: act=tanh, init=uniform, chunk=001" in output, output[-3000:]
@@ -219,8 +220,8 @@ def test_deleted_chunk_is_recomputed_alone_with_identical_results(tiny_run, tmp_
 
 @pytest.mark.slow
 def test_killed_study_resumes_without_recomputing_and_gives_identical_tables(tiny_run, tmp_path):
-    """SIGKILL Snakemake and its jobs mid-run, unlock, rerun: finished chunks are kept, the
-    final tables and gathered files equal those of the uninterrupted run."""
+    """SIGKILL Snakemake and its jobs mid-run, unlock, rerun: chunks Snakemake had seen finish
+    are kept, and the final tables and gathered files equal those of the uninterrupted run."""
     import os
     import signal
 
@@ -228,24 +229,29 @@ def test_killed_study_resumes_without_recomputing_and_gives_identical_tables(tin
     workdir.mkdir()
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory",
            str(workdir), "--configfile", str(TINY), "--cores", "2"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
-    deadline = time.monotonic() + 300
-    while not chunk_files(workdir) and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.2)
-    assert proc.poll() is None, "the study finished before it could be interrupted"
+    outputs, finished, output = {}, [], None
+    for line in proc.stdout:                     # Snakemake's progress log
+        if match := re.match(r"\s+output: (results/lyapunov/\S+)", line):
+            output = match.group(1)
+        elif (match := re.match(r"\s+jobid: (\d+)", line)) and output:
+            outputs[match.group(1)], output = output, None
+        elif match := re.match(r"Finished jobid: (\d+) \(Rule: lyapunov\)", line):
+            finished.append(workdir / outputs[match.group(1)])
+            break
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    finished = {p: p.stat().st_mtime_ns for p in chunk_files(workdir)}
-    assert finished and not (workdir / "results/tables").exists()
-    # no half-written file may look complete: every file present opens
-    for path in (workdir / "results").rglob("*.nc"):
+    assert finished, "no lyapunov job finished before the study ended"
+    assert not (workdir / "results/tables").exists(), "the study finished before the kill"
+    mtimes = {p: p.stat().st_mtime_ns for p in finished}
+    for path in (workdir / "results").rglob("*.nc"):   # no half-written file looks complete
         xr.load_dataset(path)
 
     snakemake(workdir, "--unlock")
     output = snakemake(workdir, "--rerun-incomplete")
     assert re.search(r"(\d+) of \1 steps \(100%\) done", output), output[-3000:]
-    assert {p: p.stat().st_mtime_ns for p in finished} == finished   # not recomputed
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes      # not recomputed
     reference = tiny_run[0]
     for name in ("classes.csv", "auc.csv", "summary.md"):
         assert (workdir / "results/tables" / name).read_text() == \
@@ -263,7 +269,7 @@ def test_truncated_chunk_stops_gather_with_the_file_named(tiny_run, tmp_path):
     victim.write_bytes(victim.read_bytes()[:2000])
     (workdir / "results/gather/tanh/uniform.nc").unlink()
     cmd = [sys.executable, "-m", "snakemake", "--snakefile", str(SNAKEFILE), "--directory",
-           str(workdir), "--configfile", str(TINY), "--cores", "2"]
+           str(workdir), "--configfile", str(TINY), "--cores", "2", "results/gather/tanh/uniform.nc"]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert proc.returncode != 0
     log = (workdir / "logs/gather/tanh/uniform.log").read_text()
