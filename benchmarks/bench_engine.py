@@ -10,7 +10,6 @@ network axis, no compilation) on the same networks for fewer steps, in the same 
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numba
@@ -21,15 +20,7 @@ from weightdyn import activations, engine  # noqa: E402
 from weightdyn.initialization import initial_parameters  # noqa: E402
 from weightdyn.network import Architecture  # noqa: E402
 from weightdyn.task import teacher_task  # noqa: E402
-
-
-def best_time(fn, repeats):
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
+from timing import best_time  # noqa: E402  (benchmarks/timing.py)
 
 
 def main():
@@ -55,9 +46,10 @@ def main():
                                      rec["jacobian_stride"], bound, rec["propagator_dtype"])
 
         run(engine.integrate, 10)()                      # compile or load from cache
-        fast = args.networks * args.steps / best_time(run(engine.integrate, args.steps), args.repeats)
+        fast = args.networks * args.steps / best_time(
+            run(engine.integrate, args.steps), repeats=args.repeats)
         slow = args.networks * args.reference_steps / best_time(
-            run(engine.integrate_reference, args.reference_steps), args.repeats)
+            run(engine.integrate_reference, args.reference_steps), repeats=args.repeats)
         print(f"{name:5s} compiled {fast:12,.0f} network-steps/s | plain batched numpy "
               f"{slow:10,.0f} network-steps/s | ratio {fast / slow:5.1f}x")
 

@@ -21,7 +21,6 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import sys  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -30,6 +29,7 @@ from scipy.linalg import solve_triangular  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from weightdyn import lyapunov as ly  # noqa: E402
+from timing import best_time  # noqa: E402  (benchmarks/timing.py)
 
 CFG = {
     "seed": 20250508,
@@ -138,15 +138,6 @@ def numpy_per_network(M, pred, lags, frame, start):
     return results
 
 
-def timed(f, *args, repeat=1):
-    best = np.inf
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        f(*args)
-        best = min(best, time.perf_counter() - t0)
-    return best
-
-
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--networks", type=int, default=500)
@@ -171,12 +162,12 @@ def main():
           f"Benettin + Ginelli + fixed-lag at {pred.size} prediction times x {lags.size} lags")
 
     # NumPy first: OpenMP threads left spinning by a numba parallel region slow NumPy down.
-    batched = timed(numpy_batched, M.astype(np.float64), pred, lags, frame, start)
+    batched = best_time(numpy_batched, M.astype(np.float64), pred, lags, frame, start)
     n_loop = min(args.loop_networks, S)
-    loop = timed(numpy_per_network, M[:n_loop].astype(np.float64), pred, lags, frame,
+    loop = best_time(numpy_per_network, M[:n_loop].astype(np.float64), pred, lags, frame,
                  start) * S / n_loop
-    first = timed(ly.analyse_chunk, sim, CFG)
-    compiled = timed(ly.analyse_chunk, sim, CFG, repeat=3)
+    first = best_time(ly.analyse_chunk, sim, CFG)
+    compiled = best_time(ly.analyse_chunk, sim, CFG, repeats=3)
 
     print(f"  analyse_chunk (numba, {ly.numba.get_num_threads()} threads), best of 3: "
           f"{compiled:7.2f} s  {work / compiled:12.0f} network-strides/s")
