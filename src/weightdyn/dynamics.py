@@ -25,7 +25,7 @@ from .network import Architecture
 from .task import Task
 
 
-def _extended_inputs(x: np.ndarray) -> np.ndarray:
+def extended_inputs(x: np.ndarray) -> np.ndarray:
     """x̃ = (x, 1) for every sample."""
     return np.concatenate([x, np.ones((x.shape[0], 1))], axis=1)
 
@@ -41,7 +41,7 @@ def loss_gradient_hessian(theta: np.ndarray, arch: Architecture, act: Activation
     """C(θ) (S,), ∇C(θ) (S, d) and H(θ) (S, d, d) for S networks (equations above)."""
     W1, b1, W2, b2 = arch.unpack(theta)
     S, h, o, d = theta.shape[0], arch.hidden, arch.outputs, arch.dim
-    xt = _extended_inputs(task.inputs)                               # (N, n+1)
+    xt = extended_inputs(task.inputs)                               # (N, n+1)
     z = np.einsum("shn,pn->sph", W1, task.inputs) + b1[:, None, :]  # (S, N, h)
     f, f1, f2 = act(z)
     e = np.einsum("soh,sph->spo", W2, f) + b2[:, None, :] - task.targets  # (S, N, o)

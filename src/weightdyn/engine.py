@@ -283,11 +283,11 @@ def integrate(theta0, arch: Architecture, act: Activation, task: Task, learning_
     theta0 = np.ascontiguousarray(theta0, dtype=np.float64)
     out = _allocate(theta0.shape[0], arch.dim, steps, record_stride, jacobian_stride,
                     propagator_dtype)
-    xt = np.ascontiguousarray(dynamics._extended_inputs(task.inputs).T)
+    xt = np.ascontiguousarray(dynamics.extended_inputs(task.inputs).T)
     compiled_kernel(act)(theta0, xt, np.ascontiguousarray(task.targets.T), arch.hidden,
-               float(learning_rate), int(steps), record_steps(steps, record_stride),
-               int(jacobian_stride), float(bound), out.theta, out.loss, out.propagator,
-               out.final_loss, out.divergence_step)
+                         float(learning_rate), int(steps), record_steps(steps, record_stride),
+                         int(jacobian_stride), float(bound), out.theta, out.loss,
+                         out.propagator, out.final_loss, out.divergence_step)
     return out
 
 
