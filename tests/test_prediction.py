@@ -9,7 +9,7 @@ from scipy.stats import norm
 
 from weightdyn.prediction import (
     AUC_COLUMNS, CLASS_LABELS, HIGH, LOW, MIDDLE, classify, cross_validated_auc,
-    early_stopping_curve, feature_matrices, feature_matrix, feature_sets, outcome_events,
+    early_stopping_curve, feature_matrix, feature_sets, outcome_events,
     predict_combination, single_feature_auc,
 )
 
@@ -203,7 +203,8 @@ def test_invalid_arguments_raise():
 
 def test_feature_matrix_assembly():
     features = {"a": np.arange(4.0), "b": np.ones(4), "c": -np.arange(4.0)}
-    mats = feature_matrices(features, {"a": ["a"], "ac": ["a", "c"], "none": []})
+    mats = {name: feature_matrix(features, members)
+            for name, members in {"a": ["a"], "ac": ["a", "c"], "none": []}.items()}
     np.testing.assert_array_equal(mats["ac"], np.c_[np.arange(4.0), -np.arange(4.0)])
     assert mats["a"].shape == (4, 1) and mats["none"].shape == (4, 0)
     with pytest.raises(KeyError, match="zzz"):

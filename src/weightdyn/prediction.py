@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import xarray as xr
 from scipy.special import expit
 from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.model_selection import StratifiedKFold
@@ -211,12 +212,6 @@ def feature_matrix(features: Mapping[str, np.ndarray], names: Sequence[str]) -> 
     return np.column_stack(columns) if columns else np.empty((n_runs, 0))
 
 
-def feature_matrices(features: Mapping[str, np.ndarray],
-                     sets: Mapping[str, Sequence[str]]) -> dict[str, np.ndarray]:
-    """X for every feature set: {set name: feature_matrix(features, set members)}."""
-    return {name: feature_matrix(features, members) for name, members in sets.items()}
-
-
 AUC_COLUMNS = ("activation", "initialization", "event", "feature", "family", "t",
                "available_time", "auc_mean", "auc_std", "single_auc", "n_positive", "n_negative",
                "n_dropped", "computable", "reason")
@@ -264,8 +259,6 @@ def predict_combination(gathered, cfg: dict):
     Runs without finite features at t* (diverged before) are dropped from the classifier
     (``n_dropped``) and, for early stopping, count as stopped (they have failed already).
     """
-    import xarray as xr
-
     pcfg = cfg["prediction"]
     folds, seed, lag = int(pcfg["folds"]), int(pcfg["cv_seed"]), int(pcfg["clv_lag"])
     times = [float(t) for t in gathered["prediction_time"].values]
