@@ -197,6 +197,28 @@ def test_clv_lag_must_be_an_analysed_lag(cfg):
     reject(cfg, "prediction.clv_lag", "one of lyapunov.lags")
 
 
+def test_prediction_time_shorter_than_a_stride(cfg):
+    cfg["prediction"]["times"] = [0.002, 0.015]
+    reject(cfg, "prediction.times[0]", "shorter than one propagator stride")
+
+
+@pytest.mark.parametrize("vectors", [[5, 10], [0, 5]])
+def test_clv_vectors_must_be_clv_indices(cfg, vectors):
+    cfg["prediction"]["clv_vectors"] = vectors
+    key = "prediction.clv_vectors[1]" if vectors[1] == 10 else "prediction.clv_vectors"
+    reject(cfg, key)
+
+
+def test_min_middle_fraction_is_a_fraction(cfg):
+    cfg["prediction"]["min_middle_fraction"] = 1.5
+    reject(cfg, "prediction.min_middle_fraction")
+
+
+def test_slope_window_longer_than_training(cfg):
+    cfg["prediction"]["slope_steps"] = 3001
+    reject(cfg, "prediction.slope_steps", "training.steps=3000")
+
+
 def test_output_stride_longer_than_training(cfg):
     cfg["lyapunov"]["output_stride"] = 601
     reject(cfg, "lyapunov.output_stride", "600 strides")
@@ -336,8 +358,9 @@ def test_simulation_config_ignores_chunking_and_analysis(cfg):
 
 def test_simulate_resources_formula(cfg):
     res = simulate_resources(cfg, 500)
-    # K = 600 propagators of 9 x 9, R = 302 records of (9 + 1) values, float64, twice
-    per_network = 8 * (600 * 81 + 302 * 10)
+    # K = 600 propagators of 9 x 9, R = 302 records of (9 + 1) values, 3001 steps of cost and
+    # gradient norm, float64, twice
+    per_network = 8 * (600 * 81 + 302 * 10 + 2 * 3001)
     assert res["mem_mb"] == 1000 + -(-2 * 500 * per_network // 10**6)
     assert res["runtime"] == 10 + 3   # ceil(500 * 3000 * 81 * 100 / 5e9) = 3
     assert simulate_resources(cfg, 100)["mem_mb"] < res["mem_mb"]
@@ -345,5 +368,5 @@ def test_simulate_resources_formula(cfg):
 
 def test_gather_resources_are_modest(cfg):
     res = gather_resources(cfg)
-    assert 1000 < res["mem_mb"] < 2000
+    assert 1000 < res["mem_mb"] < 2500
     assert res["runtime"] >= 10

@@ -47,6 +47,10 @@ def test_each_compiled_step_matches_reference_map(problem, default_config):
     np.testing.assert_allclose(out.theta[:, 1:].reshape(-1, arch.dim), states - ETA * grad,
                                rtol=1e-12, atol=1e-14)
     np.testing.assert_allclose(out.loss[:, :-1].ravel(), loss, rtol=1e-11)
+    np.testing.assert_array_equal(out.step_loss, out.loss)      # record_stride 1: every step
+    np.testing.assert_allclose(out.gradient_norm[:, :-1].ravel(), np.linalg.norm(grad, axis=1),
+                               rtol=1e-11)
+    assert np.isnan(out.gradient_norm[:, -1]).all()            # no update after the last step
     J = dynamics.tangent_operator(states, arch, act, task, ETA)
     np.testing.assert_allclose(out.propagator.reshape(-1, arch.dim, arch.dim), J,
                                rtol=1e-11, atol=1e-14)
@@ -76,7 +80,9 @@ def test_compiled_run_matches_reference_run(act_name, default_config):
     b = engine.integrate_reference(theta0, arch, act, task, ETA, 20, 5, 5, BOUND)
     np.testing.assert_allclose(a.theta, b.theta, rtol=1e-11, atol=1e-13)
     np.testing.assert_allclose(a.final_loss, b.final_loss, rtol=1e-11)
-    np.testing.assert_allclose(a.propagator, b.propagator, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(a.propagator, b.propagator, rtol=1e-11, atol=1e-13)
+    np.testing.assert_allclose(a.step_loss, b.step_loss, rtol=1e-11)
+    np.testing.assert_allclose(a.gradient_norm, b.gradient_norm, rtol=1e-10, equal_nan=True)
 
 
 def test_record_steps_include_first_and_last():
@@ -133,7 +139,9 @@ def test_divergent_networks_are_flagged_and_isolated(integrate, default_config):
         assert np.isfinite(out.propagator[net, valid]).all()
         assert np.isnan(out.propagator[net, ~valid]).all()
     alone = integrate(theta0[good], arch, act, task, eta, steps, 10, s, BOUND)
-    for name in ("theta", "loss", "propagator", "final_loss", "divergence_step"):
+    assert np.isnan(out.step_loss[net, n:]).all() and np.isfinite(out.step_loss[net, :n]).all()
+    for name in ("theta", "loss", "step_loss", "gradient_norm", "propagator", "final_loss",
+                 "divergence_step"):
         np.testing.assert_array_equal(getattr(out, name)[good], getattr(alone, name), err_msg=name)
 
 
@@ -149,7 +157,10 @@ def test_chunk_file_round_trip(tmp_path, config):
     path = tmp_path / "chunk000.nc"
     simulate.write_chunk(ds, path)
     back = simulate.read_chunk(path)
-    assert back.propagator.dtype == np.float32 and back.theta.dtype == np.float64
+    assert back.propagator.dtype == np.float64 and back.theta.dtype == np.float64
+    assert back.propagator.encoding.get("zlib") is not True      # temporary: not compressed
+    np.testing.assert_array_equal(back.propagator.values, ds.propagator.values)
+    np.testing.assert_array_equal(back.step_loss.values[:, ::10], back.loss.values)
     np.testing.assert_array_equal(back.theta.values, ds.theta.values)
     np.testing.assert_array_equal(back.network.values, [10, 11, 12, 13])
     np.testing.assert_allclose(back.t.values, back.step.values * 1e-3)

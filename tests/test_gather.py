@@ -35,7 +35,11 @@ def fake_chunk(cfg, act, init, start, stop, diverge=()):
     rsteps = record_steps(steps, rec["record_stride"])
     index = np.arange(start, stop)
     S, R, d, K = index.size, rsteps.size, arch.dim, steps // rec["jacobian_stride"]
-    loss = index[:, None] + rsteps[None, :] / 1000.0
+    every = np.arange(steps + 1)
+    step_loss = index[:, None] + every[None, :] / 1000.0
+    grad_norm = np.broadcast_to(index[:, None] + 1.0, step_loss.shape).copy()
+    grad_norm[:, -1] = np.nan
+    loss = step_loss[:, rsteps].copy()
     theta = np.broadcast_to(loss[:, :, None], (S, R, d)).copy()
     final = loss[:, -1].copy()
     div = np.full(S, -1, dtype=np.int64)
@@ -44,9 +48,10 @@ def fake_chunk(cfg, act, init, start, stop, diverge=()):
         div[row] = 57
         final[row] = np.inf
         loss[row, rsteps >= 57] = np.nan
-    prop = np.broadcast_to(np.eye(d, dtype=np.float32), (S, K, d, d)).copy()
-    out = Trajectories(theta=theta, loss=loss, propagator=prop, final_loss=final,
-                       divergence_step=div)
+        step_loss[row, 57:] = grad_norm[row, 57:] = np.nan
+    prop = np.broadcast_to(np.eye(d), (S, K, d, d)).copy()
+    out = Trajectories(theta=theta, loss=loss, step_loss=step_loss, gradient_norm=grad_norm,
+                       propagator=prop, final_loss=final, divergence_step=div)
     return chunk_dataset(cfg, act, init, index, arch, out)
 
 
@@ -97,6 +102,21 @@ def test_gather_concatenates_chunks(tmp_path, cfg):
     np.testing.assert_array_equal(ds["valid"].values, ok.astype(np.int8))
     # identity propagators: every exponent 0, at every prediction time
     assert np.abs(ds["ftle_at"].values[ok]).max() < 1e-9
+    # baselines at t* (step n* = t*/η): C = n + n*/1000, |∇C| = n + 1, and the least-squares
+    # ln C slope over steps n* − 5 … n* ≈ d ln C/dt at the window's centre = 1/(n + t − 0.0025)
+    t = ds["prediction_time"].values
+    net = ds["network"].values[:, None]
+    before = t * 1000 < 57                                     # diverged runs: NaN from step 57
+    np.testing.assert_allclose(ds["loss_at"].values[:, before], (net + t)[:, before], rtol=1e-12)
+    np.testing.assert_allclose(ds["loss_at"].values[ok], (net + t)[ok], rtol=1e-12)
+    assert np.isnan(ds["loss_at"].values[~ok][:, ~before]).all()
+    np.testing.assert_allclose(ds["gradient_norm_at"].values[ok], (net + 1.0 + 0 * t)[ok])
+    np.testing.assert_allclose(ds["log_loss_slope_at"].values[1:][ok[1:]],
+                               (1 / (net[1:] + t - 0.0025))[ok[1:]], rtol=1e-5)
+    assert np.isnan(ds["log_loss_slope_at"].values[0, 0])     # ln C(0) = −inf for network 0
+    np.testing.assert_array_equal(ds["theta0"].values, np.broadcast_to(net, (25, 9)))
+    assert list(ds["theta0"].dims) == ["network", "param"] and ds["param"].size == 9
+    assert ds["clv_angle_ginelli_at"].dims == ("network", "prediction_time", "pair")
     assert np.isnan(ds["lyapunov_exponent"].values[~ok]).all()
     np.testing.assert_array_equal(ds["sample_network"], [0, 1, 2, 4, 5, 6, 7, 8, 9, 10, 11, 3, 21])
     np.testing.assert_array_equal(ds["loss_curve"].values[0], ds["loss"].values[0])

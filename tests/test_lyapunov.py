@@ -249,6 +249,71 @@ def test_batched_equals_reference():
     np.testing.assert_array_equal(alone.clv_angle[0], res.clv_angle[2])
 
 
+def test_ginelli_features_at_the_prediction_indices_are_the_time_series_values():
+    M = near_identity_cocycle(S=2, K=60, d=4)
+    pred = [1, 3, 20]
+    res = ly.analyse(M, 0.1, seed=3, backward_transient=10, prediction_index=pred, lags=[2])
+    for b, k in enumerate(pred):
+        np.testing.assert_array_equal(res.clv_angle_at[:, b], res.clv_angle[:, k - 1])  # v(k)
+        np.testing.assert_array_equal(res.clv_growth_at[:, b], res.clv_growth[:, k])   # stride k
+
+
+def products(M, counts):
+    """M_{K−1} ⋯ M_0 of each network for each K in counts, formed directly (tests only)."""
+    out = []
+    for K in counts:
+        P = np.broadcast_to(np.eye(M.shape[-1]), M[:, 0].shape)
+        for k in range(K):
+            P = M[:, k] @ P
+        out.append(P)
+    return np.stack(out, axis=1)
+
+
+def test_singular_value_ftle_equals_svd_of_the_product():
+    """Well-conditioned products can be formed: then the two agree to round-off."""
+    M = near_identity_cocycle(S=3, K=40, d=6)
+    counts = [1, 2, 7, 15]
+    got = ly.singular_value_ftle(M, 0.25, counts)
+    assert np.linalg.cond(products(M, counts)).max() < 1e9   # formed products are still exact
+    sigma = np.linalg.svd(products(M, counts), compute_uv=False)
+    # the formed product's SVD is itself accurate only to ε·cond(P) ≲ 1e-7 relative in σ_min
+    np.testing.assert_allclose(got, np.log(sigma) / (np.array(counts)[:, None] * 0.25), rtol=1e-8,
+                               atol=1e-12)
+    assert (np.diff(got, axis=-1) <= 0).all()                              # descending
+
+
+def test_singular_value_ftle_is_frame_invariant_and_exact_on_graded_diagonals():
+    rng = np.random.default_rng(4)
+    d, K = 5, 30
+    # cond(M_k) ≈ e^15 (a rotated factor keeps its small σ to ~1e-9), cond(product) ≈ e^450
+    logs = rng.normal([3.0, 1.0, 0.0, -4.0, -12.0], 1.0, (1, K, d))
+    M = np.zeros((1, K, d, d))
+    M[..., range(d), range(d)] = np.exp(logs) * rng.choice([-1, 1], (1, K, d))
+    counts = np.array([30, 1, 10])                                      # any order
+    expected = -np.sort(-np.cumsum(logs, axis=1)[:, counts - 1], axis=-1) / counts[:, None]
+    np.testing.assert_allclose(ly.singular_value_ftle(M, 1.0, counts), expected, rtol=1e-12)
+    # P M_k Pᵀ (a fixed orthogonal change of coordinates) leaves every σ unchanged
+    P = random_orthogonal(rng, (), d)
+    rotated = ly.singular_value_ftle(P @ M @ P.T, 1.0, counts)
+    np.testing.assert_allclose(rotated, expected, rtol=1e-9, atol=1e-9)
+    # and so does a different frame of the columns: M_0 → M_0 P (the start of the product)
+    M2 = M.copy()
+    M2[:, 0] = M[:, 0] @ P
+    np.testing.assert_allclose(ly.singular_value_ftle(M2, 1.0, counts), expected, rtol=1e-9,
+                               atol=1e-9)
+
+
+def test_singular_value_ftle_degenerate_and_diverged():
+    M = np.broadcast_to(np.eye(4), (2, 12, 4, 4)).copy()
+    M[1, 5:] = np.nan
+    got = ly.singular_value_ftle(M, 0.1, [1, 5, 6, 12])
+    np.testing.assert_array_equal(got[0], 0.0)                # repeated exponents, exactly
+    np.testing.assert_array_equal(got[1, :2], 0.0)
+    assert np.isnan(got[1, 2:]).all()                         # beyond the valid strides
+    with pytest.raises(ValueError, match="stride counts"):
+        ly.singular_value_ftle(M, 0.1, [0])
+
+
 def test_windowed_ftle():
     local = np.random.default_rng(8).standard_normal((2, 30, 3))
     w = ly.windowed_ftle(local, 7)
@@ -360,7 +425,7 @@ def test_tangencies_and_labels():
 
 
 def make_chunk(S=4, K=30, d=3, s=5, eta=1e-3):
-    M = near_identity_cocycle(S=S, K=K, d=d, eta=0.05).astype(np.float32)
+    M = near_identity_cocycle(S=S, K=K, d=d, eta=0.05)
     M[2, 20:] = np.nan
     names = [f"p{i}" for i in range(d)]
     return xr.Dataset(
@@ -395,6 +460,9 @@ def test_analyse_chunk(tmp_path):
         "clv_growth_lagged": ("network", "lag", "prediction_time", "exponent"),
         "clv_lag_error": ("network", "lag", "prediction_time", "exponent"),
         "lagged_available_time": ("lag", "prediction_time"), "clv_converged": ("time",),
+        "ftle_at": ("network", "prediction_time", "exponent"),
+        "clv_angle_ginelli_at": ("network", "prediction_time", "pair"),
+        "clv_growth_ginelli_at": ("network", "prediction_time", "exponent"),
         "clv_tangency_fraction": ("network", "pair"), "valid": ("network",),
     }  # fmt: skip
     for name, dim in dims.items():
@@ -420,6 +488,15 @@ def test_analyse_chunk(tmp_path):
     assert np.isnan(ds["ftle"].sel(network=102).isel(time=slice(20, None))).all()
     assert ds.attrs["weightdyn_version"] and ds.attrs["activation"] == "tanh"
 
+    # frame-invariant FTLEs at t*: (1/t*) ln σ_i of the cumulative propagator, descending
+    M = make_chunk()["propagator"].values
+    for t in (0.005, 0.015, 0.025):
+        k = round(t / 0.005)
+        sigma = np.linalg.svd(np.linalg.multi_dot(M[0, :k][::-1]) if k > 1 else M[0, 0],
+                              compute_uv=False)
+        np.testing.assert_allclose(ds["ftle_at"].sel(network=100, prediction_time=t),
+                                   np.log(sigma) / t, rtol=1e-10)
+    assert np.isfinite(ds["ftle_at"].sel(network=[100, 101, 103])).all()
     path = tmp_path / "chunk.nc"
     ds.to_netcdf(path, engine="netcdf4")
     with xr.open_dataset(path, engine="netcdf4") as back:

@@ -34,13 +34,14 @@ def provenance(cfg: dict, rule: str) -> dict:
     }
 
 
-def write_dataset(ds: xr.Dataset, path, dtypes: dict | None = None) -> None:
-    """Write ``ds`` atomically; float variables as float64 unless ``dtypes`` says otherwise."""
+def write_dataset(ds: xr.Dataset, path, dtypes: dict | None = None, compress: bool = True) -> None:
+    """Write ``ds`` atomically; float variables as float64 unless ``dtypes`` says otherwise;
+    zlib-compressed unless ``compress`` is False (files that live seconds)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     encoding = {}
     for name, var in ds.data_vars.items():
-        enc = dict(COMPRESSION)
+        enc = dict(COMPRESSION) if compress else {}
         if np.issubdtype(var.dtype, np.floating):
             enc["dtype"] = (dtypes or {}).get(name, "float64")
         encoding[name] = enc

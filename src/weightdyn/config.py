@@ -298,6 +298,24 @@ def check_semantics(cfg: Mapping) -> None:
     if folds > networks:
         _fail("prediction.folds", f"must be ≤ ensemble.networks={networks}, got {folds}")
     _int(cfg, "prediction.cv_seed", minimum=0)
+    _int(cfg, "prediction.repeats")
+    dt = stride * eta
+    for i, t in enumerate(times):
+        if round(t / dt) < 1:
+            _fail(f"prediction.times[{i}]", f"flow time {t!r} is shorter than one propagator "
+                                            f"stride (recording.jacobian_stride × "
+                                            f"training.learning_rate = {dt:g})")
+    slope = _int(cfg, "prediction.slope_steps")
+    if slope > steps:
+        _fail("prediction.slope_steps", f"must be ≤ training.steps={steps}, got {slope}")
+    d = parameter_count(cfg)
+    for i, v in enumerate(_list(cfg, "prediction.clv_vectors")):
+        if not _is_int(v) or not 1 <= v <= d:
+            _fail(f"prediction.clv_vectors[{i}]", f"must be a CLV index in 1 … {d} (the number "
+                                                  f"of parameters), got {v!r}")
+    middle = _number(cfg, "prediction.min_middle_fraction")
+    if not 0 <= middle <= 1:
+        _fail("prediction.min_middle_fraction", f"must be in [0, 1], got {middle!r}")
     clv_lag = _int(cfg, "prediction.clv_lag")
     if clv_lag not in _list(cfg, "lyapunov.lags"):
         _fail("prediction.clv_lag", f"must be one of lyapunov.lags={_list(cfg, 'lyapunov.lags')}, "
@@ -373,10 +391,12 @@ def simulation_config(cfg: Mapping) -> dict:
 
 def analysis_config(cfg: Mapping) -> dict:
     """The part of the config that determines a lyapunov chunk's content (JSON-normalised):
-    the simulation's, the Lyapunov settings, the prediction times and the loss-curve stride."""
+    the simulation's, the Lyapunov settings, the prediction times, the baseline slope window and
+    the loss-curve stride."""
     sub = simulation_config(cfg)
     sub["lyapunov"] = copy.deepcopy(cfg["lyapunov"])
     sub["prediction_times"] = list(cfg["prediction"]["times"])
+    sub["baseline_slope_steps"] = cfg["prediction"]["slope_steps"]
     sub["loss_curve_stride"] = cfg["recording"]["loss_curve_stride"]
     return json.loads(json.dumps(sub, sort_keys=True))
 
@@ -391,8 +411,8 @@ def simulate_resources(cfg: Mapping, networks: int) -> dict[str, int]:
     """Memory (MB) and runtime (min) of a simulate job over ``networks`` networks.
 
     * ``mem_mb = 1000 + ceil(2 · networks · bytes_per_network / 10⁶)`` with
-      ``bytes_per_network = 8 · (K·d² + R·(d + 1))``: K propagators of d × d and R recorded θ
-      and losses, counted as float64 and twice (integration output plus the write); 1000 MB for
+      ``bytes_per_network = 8 · (K·d² + R·(d + 1) + 2(T + 1))``: K propagators of d × d, R
+      recorded θ and losses, and the cost and gradient norm at every step, counted as float64 and twice (integration output plus the write); 1000 MB for
       the interpreter, numba, xarray and netCDF.
     * ``runtime = 10 + ceil(networks · steps · d² · samples / 5·10⁹)`` minutes: the kernel costs
       ~d²·samples per network-step; one core here does ~1.2·10⁹ such units per second, so the
@@ -404,7 +424,7 @@ def simulate_resources(cfg: Mapping, networks: int) -> dict[str, int]:
     rec = cfg["recording"]
     n_strides = steps // rec["jacobian_stride"]
     n_records = len(range(0, steps + 1, rec["record_stride"])) + 1
-    bytes_per_network = 8 * (n_strides * d * d + n_records * (d + 1))
+    bytes_per_network = 8 * (n_strides * d * d + n_records * (d + 1) + 2 * (steps + 1))
     samples = cfg["task"]["grid_points"] ** cfg["network"]["inputs"]
     return {
         "mem_mb": 1000 + math.ceil(2 * networks * bytes_per_network / 1e6),
@@ -435,7 +455,8 @@ def gather_resources(cfg: Mapping) -> dict[str, int]:
 
     * ``mem_mb = 1000 + ceil(3 · networks · 8 · B / 10⁶)`` with B values per network: time
       series T·(d + P) (T stored times, P = d(d−1)/2 pairs), fixed-lag estimates
-      L·N·(P + 2d) (L lags, N prediction times) and the loss curve; ×3 for concatenation and
+      L·N·(P + 2d) (L lags, N prediction times), the FTLEs, Ginelli CLV features and baselines
+      at the prediction times N·(P + 2d + 3), θ_0 and the loss curve; ×3 for concatenation and
       the quantiles.
     * ``runtime = 10 + ceil(networks / 20000)`` minutes.
     """
@@ -445,7 +466,9 @@ def gather_resources(cfg: Mapping) -> dict[str, int]:
     rec, ens, lya = cfg["recording"], cfg["ensemble"], cfg["lyapunov"]
     n_times = steps // rec["jacobian_stride"] // lya["output_stride"] + len(cfg["prediction"]["times"])
     n_lagged = len(lya["lags"]) * len(cfg["prediction"]["times"])
-    values = n_times * (d + pairs) + n_lagged * (pairs + 2 * d) + steps // rec["loss_curve_stride"] + 2
+    n_pred = len(cfg["prediction"]["times"])
+    values = (n_times * (d + pairs) + n_lagged * (pairs + 2 * d) + n_pred * (pairs + 2 * d + 3)
+              + d + steps // rec["loss_curve_stride"] + 2)
     return {
         "mem_mb": 1000 + math.ceil(3 * ens["networks"] * 8 * values / 1e6),
         "runtime": 10 + math.ceil(ens["networks"] / 20000),

@@ -5,8 +5,10 @@ For every network, starting from θ_0:
     θ_{n+1} = θ_n − η ∇C(θ_n),          n = 0 … T−1,
     M_k     = J_{(k+1)s−1} ⋯ J_{ks+1} J_{ks},   J_n = I − η H(θ_n),   k = 0 … T/s − 1,
 
-recording θ_n and C(θ_n) at the steps in ``record_steps``, the propagators M_k (products
-accumulated in float64, stored in the output dtype) and the final loss C(θ_T).
+recording θ_n and C(θ_n) at the steps in ``record_steps``, C(θ_n) and the gradient norm
+|∇C(θ_n)| at every step (n = 0 … T; the gradient norm at n = T is NaN: no update follows), the
+propagators M_k (products accumulated in float64, stored in the output dtype) and the final loss
+C(θ_T).
 
 Divergence: before θ_n is used, C(θ_n) and every |θ_n,i| must be finite and ≤ ``bound``. The
 first step n that fails is the network's ``divergence_step``; the network is frozen there:
@@ -23,6 +25,7 @@ Two implementations with identical semantics:
 from __future__ import annotations
 
 import functools
+import math
 import hashlib
 import inspect
 import types
@@ -48,6 +51,8 @@ class Trajectories:
 
     theta: np.ndarray            # (S, R, d) θ at the recorded steps
     loss: np.ndarray             # (S, R) C(θ) at the recorded steps
+    step_loss: np.ndarray        # (S, T+1) C(θ_n) at every step
+    gradient_norm: np.ndarray    # (S, T+1) |∇C(θ_n)| at every step (NaN at n = T)
     propagator: np.ndarray       # (S, K, d, d) M_k
     final_loss: np.ndarray       # (S,) C(θ_T), +inf if diverged
     divergence_step: np.ndarray  # (S,) first failing step, −1 if none
@@ -67,6 +72,8 @@ def _allocate(S, d, steps, record_stride, jacobian_stride, dtype) -> Trajectorie
     return Trajectories(
         theta=np.full((S, R, d), np.nan),
         loss=np.full((S, R), np.nan),
+        step_loss=np.full((S, steps + 1), np.nan),
+        gradient_norm=np.full((S, steps + 1), np.nan),
         propagator=np.full((S, steps // jacobian_stride, d, d), np.nan, dtype=dtype),
         final_loss=np.full(S, np.inf),
         divergence_step=np.full(S, -1, dtype=np.int64),
@@ -101,7 +108,7 @@ def _dot3(x, y, z):
 
 
 def _trajectory(theta0, xt, targets_t, hidden, eta, steps, rec_steps, stride, bound,
-                theta_out, loss_out, prop_out):
+                theta_out, loss_out, step_loss_out, grad_norm_out, prop_out):
     """One network (see module docstring); returns (final loss, divergence step).
 
     Template: compiled per activation by :func:`compiled_kernel` with the global ``sigma``
@@ -167,6 +174,7 @@ def _trajectory(theta0, xt, targets_t, hidden, eta, steps, rec_steps, stride, bo
             healthy = healthy and abs(theta[q]) <= bound
         if not healthy:
             return np.inf, step
+        step_loss_out[step] = loss
         if r < rec_steps.size and rec_steps[r] == step:
             theta_out[r, :] = theta
             loss_out[r] = loss
@@ -218,6 +226,7 @@ def _trajectory(theta0, xt, targets_t, hidden, eta, steps, rec_steps, stride, bo
         for a in range(d):
             for b in range(a):
                 H[a, b] = H[b, a]
+        grad_norm_out[step] = math.sqrt(_dot(grad, grad))
 
         # propagator P ← J_n P = P − η H P, stored every `stride` steps
         for a in range(d):
@@ -242,12 +251,13 @@ def _trajectory(theta0, xt, targets_t, hidden, eta, steps, rec_steps, stride, bo
 
 
 def _integrate_all(theta0, xt, targets_t, hidden, eta, steps, rec_steps, stride, bound,
-                   theta_out, loss_out, prop_out, final_loss, divergence_step):
+                   theta_out, loss_out, step_loss_out, grad_norm_out, prop_out, final_loss,
+                   divergence_step):
     """All networks in parallel (template; global ``trajectory`` bound per activation)."""
     for s in numba.prange(theta0.shape[0]):
         final_loss[s], divergence_step[s] = trajectory(
             theta0[s], xt, targets_t, hidden, eta, steps, rec_steps, stride, bound,
-            theta_out[s], loss_out[s], prop_out[s],
+            theta_out[s], loss_out[s], step_loss_out[s], grad_norm_out[s], prop_out[s],
         )
 
 
@@ -278,7 +288,7 @@ def compiled_kernel(act: Activation):
 
 def integrate(theta0, arch: Architecture, act: Activation, task: Task, learning_rate: float,
               steps: int, record_stride: int, jacobian_stride: int, bound: float,
-              propagator_dtype="float32") -> Trajectories:
+              propagator_dtype="float64") -> Trajectories:
     """Compiled integration of the networks θ_0 (S, d) (see module docstring)."""
     theta0 = np.ascontiguousarray(theta0, dtype=np.float64)
     out = _allocate(theta0.shape[0], arch.dim, steps, record_stride, jacobian_stride,
@@ -287,14 +297,15 @@ def integrate(theta0, arch: Architecture, act: Activation, task: Task, learning_
     compiled_kernel(act)(theta0, xt, np.ascontiguousarray(task.targets.T), arch.hidden,
                          float(learning_rate), int(steps), record_steps(steps, record_stride),
                          int(jacobian_stride), float(bound), out.theta, out.loss,
-                         out.propagator, out.final_loss, out.divergence_step)
+                         out.step_loss, out.gradient_norm, out.propagator, out.final_loss,
+                         out.divergence_step)
     return out
 
 
 def integrate_reference(theta0, arch: Architecture, act: Activation, task: Task,
                         learning_rate: float, steps: int, record_stride: int,
                         jacobian_stride: int, bound: float,
-                        propagator_dtype="float32") -> Trajectories:
+                        propagator_dtype="float64") -> Trajectories:
     """Plain batched-NumPy integration with the semantics of :func:`integrate`."""
     theta = np.array(theta0, dtype=np.float64)
     S, d = theta.shape
@@ -313,6 +324,7 @@ def integrate_reference(theta0, arch: Architecture, act: Activation, task: Task,
         if step in recorded:
             out.theta[alive, recorded[step]] = theta[alive]
             out.loss[alive, recorded[step]] = loss[alive]
+        out.step_loss[alive, step] = loss[alive]
         if step == steps:
             out.final_loss[alive] = loss[alive]
             return out
@@ -321,5 +333,6 @@ def integrate_reference(theta0, arch: Architecture, act: Activation, task: Task,
             k = step // jacobian_stride
             out.propagator[alive, k] = P[alive]
             P[:] = np.eye(d)
+        out.gradient_norm[alive, step] = np.linalg.norm(grad[alive], axis=1)
         theta = theta - learning_rate * grad
     return out

@@ -27,6 +27,7 @@ import numpy as np
 import xarray as xr
 
 from . import __version__, chunkio
+from .baselines import baseline_features
 from .config import analysis_config, simulation_config
 from .prediction import CLASS_LABELS, classify
 
@@ -36,7 +37,9 @@ log = logging.getLogger(__name__)
 LYAPUNOV_CHUNK_VARIABLES = (
     "final_loss", "diverged", "divergence_step", "loss", "ftle", "clv_angle", "valid",
     "lyapunov_exponent", "clv_tangency_fraction", "clv_angle_lagged", "clv_growth_lagged",
-    "clv_lag_error", "lagged_available_time",
+    "clv_lag_error", "lagged_available_time", "ftle_at", "clv_angle_ginelli_at",
+    "clv_growth_ginelli_at", "loss_at", "log_loss_slope_at",
+    "gradient_norm_at", "theta0",
 )  # fmt: skip
 #: quantiles of the class-wise time-series summaries
 QUANTILES = (0.25, 0.5, 0.75)
@@ -117,9 +120,25 @@ def outcomes(sim: xr.Dataset, cfg: dict) -> xr.Dataset:
     steps = loss_curve_steps(int(sim.attrs["steps"]), rec["record_stride"], rec["loss_curve_stride"])
     out = sim[["final_loss", "diverged", "divergence_step", "loss"]].sel(step=steps)
     out["loss"].attrs["long_name"] = "training cost C at the loss-curve steps (NaN after divergence)"
+    eta = float(sim.attrs["learning_rate"])
+    times = [float(t) for t in cfg["prediction"]["times"]]
+    dims = ("network", "prediction_time")
+    base = baseline_features(sim["step_loss"].values, sim["gradient_norm"].values, eta, times,
+                             int(cfg["prediction"]["slope_steps"]))
+    out["loss_at"] = dims, base["loss_at"], {
+        "long_name": "training cost C at the prediction time (baseline)", "units": "1"}
+    out["log_loss_slope_at"] = dims, base["log_loss_slope_at"], {
+        "long_name": f"least-squares slope of ln C over the last {cfg['prediction']['slope_steps']}"
+                     " steps before the prediction time (baseline)", "units": "1"}
+    out["gradient_norm_at"] = dims, base["gradient_norm_at"], {
+        "long_name": "norm of the gradient of C at the prediction time (baseline)", "units": "1"}
+    out["theta0"] = ("network", "param"), sim["theta"].sel(step=0).values, {
+        "long_name": "initial parameters theta_0 (baseline, known at t = 0)", "units": "1"}
     return out.drop_vars("t").assign_coords(
-        t=("step", np.round(steps * float(sim.attrs["learning_rate"]), 12),
-           {"long_name": "flow time t = n * eta", "units": "1"}))
+        t=("step", np.round(steps * eta, 12), {"long_name": "flow time t = n * eta", "units": "1"}),
+        param=sim["param"],
+        prediction_time=("prediction_time", times,
+                         {"long_name": "prediction time t*", "units": "1"}))
 
 
 def _class_quantiles(series: xr.DataArray, outcome: np.ndarray, valid: np.ndarray) -> xr.DataArray:
@@ -173,10 +192,6 @@ def gather(chunks: Sequence[tuple[str | Path, int, int]], cfg: dict, activation:
         "long_name": f"outcome class: 0 low (c_f < {low}), 1 middle, 2 high (c_f > {high} or "
                      "not finite)", "flag_values": [0, 1, 2], "flag_meanings": "low middle high",
         "units": "1"})
-    out["ftle_at"] = ds["ftle"].sel(time=ds["prediction_clv_time"].values).rename(
-        time="prediction_time").assign_coords(prediction_time=ds["prediction_time"].values)
-    out["ftle_at"].attrs = {"long_name": "finite-time Lyapunov exponent from t = 0 to the "
-                                         "prediction time", "units": "1/t"}
     out["ftle_quantiles"] = _class_quantiles(ds["ftle"], outcome, valid)
     out["ftle_quantiles"].attrs = {"long_name": "class-wise quantiles of the cumulative FTLE "
                                                 "over valid networks", "units": "1/t"}

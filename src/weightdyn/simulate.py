@@ -15,7 +15,8 @@ from .network import Architecture
 from .task import teacher_task
 
 #: variables every simulation chunk file must hold
-CHUNK_VARIABLES = ("theta", "loss", "final_loss", "diverged", "divergence_step", "propagator")
+CHUNK_VARIABLES = ("theta", "loss", "step_loss", "gradient_norm", "final_loss", "diverged",
+                   "divergence_step", "propagator")
 
 
 def simulate_chunk(cfg: dict, activation: str, initialization: str, start: int, stop: int,
@@ -54,6 +55,13 @@ def chunk_dataset(cfg, activation, initialization, index, arch: Architecture,
             "divergence_step": ("network", out.divergence_step,
                                 {"long_name": "first step failing the divergence check, -1 if none",
                                  "units": "steps"}),
+            "step_loss": (("network", "iteration"), out.step_loss,
+                          {"long_name": "training cost C at every gradient-descent step",
+                           "units": "1"}),
+            "gradient_norm": (("network", "iteration"), out.gradient_norm,
+                              {"long_name": "Euclidean norm of the gradient of C at every step "
+                                            "(NaN at the last step and after divergence)",
+                               "units": "1"}),
             "propagator": (("network", "stride", "param_i", "param_j"), out.propagator,
                            {"long_name": "tangent propagator M_k = J_(k+1)s-1 ... J_ks",
                             "units": "1"}),
@@ -62,6 +70,8 @@ def chunk_dataset(cfg, activation, initialization, index, arch: Architecture,
             "network": ("network", np.asarray(index, dtype=np.int64),
                         {"long_name": "network index within the combination"}),
             "step": ("step", steps, {"long_name": "gradient-descent step", "units": "steps"}),
+            "iteration": ("iteration", np.arange(out.step_loss.shape[1]),
+                          {"long_name": "gradient-descent step n = 0 ... T (every step)"}),
             "t": ("step", steps * eta, {"long_name": "flow time t = n * eta", "units": "1"}),
             "param": ("param", names, {"long_name": "parameter"}),
             "param_i": ("param_i", names, {"long_name": "parameter (row of M)"}),
@@ -83,9 +93,11 @@ def chunk_dataset(cfg, activation, initialization, index, arch: Architecture,
     return ds
 
 
-def write_chunk(ds: xr.Dataset, path, propagator_dtype: str = "float32") -> None:
-    """Write a chunk dataset; propagators in ``propagator_dtype``, all else float64."""
-    chunkio.write_dataset(ds, path, dtypes={"propagator": propagator_dtype})
+def write_chunk(ds: xr.Dataset, path, propagator_dtype: str = "float64",
+                compress: bool = False) -> None:
+    """Write a chunk dataset; propagators in ``propagator_dtype``, all else float64; no
+    compression by default (the chunk is temporary: it lives until its lyapunov job has run)."""
+    chunkio.write_dataset(ds, path, dtypes={"propagator": propagator_dtype}, compress=compress)
 
 
 def read_chunk(path) -> xr.Dataset:
