@@ -4,6 +4,7 @@
 (default /tmp/figcheck) for a visual check.
 """
 
+import functools
 import sys
 from pathlib import Path
 
@@ -14,7 +15,11 @@ from scipy.stats import norm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from test_prediction import synthetic_gathered  # noqa: E402
 from weightdyn import figures  # noqa: E402
+from weightdyn.prediction import predict_combination  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -157,69 +162,26 @@ def make_gathered(activation="tanh", initialization="uniform", n=240, seed=0,
     )
 
 
-def make_prediction(activation="tanh", initialization="uniform", seed=0, empty_high=False,
-                    nan_clv=False):
-    """A synthetic prediction dataset: AUC rising with t*, binormal ROC curves, early stopping."""
-    rng = np.random.default_rng(seed)
-    pt = np.asarray(PREDICTION_TIMES)
-    fpr = np.linspace(0, 1, 101)
-    thresholds = np.linspace(0, 1, 101)
-    # feature quality per event (0 = useless, 1 = best)
-    quality = {"high": np.array([0.95, 0.4, 0.3, 0.2, 0.2, 0.25, 0.3, 0.3, 0.1, 0.9,
-                                 0.7, 0.75, 0.6, 0.92]),
-               "low": np.array([0.5, 0.3, 0.2, 0.2, 0.6, 0.65, 0.7, 0.6, 0.1, 0.7,
-                                0.6, 0.8, 0.85, 0.8])}
-    growth = 1 - np.exp(-pt / 0.03)
-    auc_mean = np.empty((2, len(FEATURES), pt.size))
-    for e, event in enumerate(("low", "high")):
-        auc_mean[e] = 0.5 + 0.45 * quality[event][:, None] * (0.5 + 0.5 * growth)[None, :]
-    auc_mean += rng.normal(0, 0.01, auc_mean.shape)
-    auc_mean = np.clip(auc_mean, 0.3, 1.0)
-    auc_std = rng.uniform(0.01, 0.04, auc_mean.shape)
-    family = np.array(FAMILY)
-    auc_mean[:, family != "FTLE", 0] = np.nan  # lagged sets not computable at the first t*
-    if empty_high:
-        auc_mean[1] = np.nan
-    if nan_clv:
-        auc_mean[:, family != "FTLE", :] = np.nan
-    auc_std[~np.isfinite(auc_mean)] = np.nan
-    dprime = np.sqrt(2) * norm.ppf(np.clip(auc_mean, 1e-6, 1 - 1e-6))
-    roc = norm.cdf(norm.ppf(np.clip(fpr, 1e-9, 1 - 1e-9))[None, None, None, :]
-                   + dprime[..., None])
-    roc[..., 0], roc[..., -1] = 0.0, 1.0
-    roc[~np.isfinite(auc_mean)] = np.nan
-    available = np.where((family == "FTLE")[:, None], pt[None, :],
-                         pt[None, :] + CLV_LAG * ETA)
+def prediction_cfg(repeats=1):
+    return {"prediction": {"folds": 5, "repeats": repeats, "cv_seed": 0, "clv_lag": CLV_LAG,
+                           "clv_vectors": [5, 6, 7, 8], "min_middle_fraction": 0.01,
+                           "headline_time": 0.015},
+            "classes": {"low": LOW, "high": HIGH},
+            "training": {"learning_rate": ETA, "steps": STEPS}}
 
-    best_high = np.nanmax(np.where((family == "FTLE")[:, None], auc_mean[1], np.nan), axis=0) \
-        if not empty_high else np.full(pt.size, np.nan)
-    sharp = 1 + 12 * (np.nan_to_num(best_high, nan=0.5) - 0.5)  # >1: good separation
-    th = thresholds[None, :]
-    caught = (1 - th) ** (1 / sharp[:, None])
-    lost = (1 - th) ** sharp[:, None]
-    middle = 1 - th
-    stopped = 0.3 * caught + 0.5 * lost + 0.2 * middle
-    saved = stopped * (1 - pt[:, None] / (STEPS * ETA))
-    if empty_high:
-        caught[:], lost[:], saved[:] = np.nan, np.nan, np.nan
-    stop_feature = ["" if empty_high else "ftle_1" if t < 0.05 else "combined" for t in pt]
-    return xr.Dataset(
-        {
-            "family": ("feature", family),
-            "auc_mean": (("event", "feature", "prediction_time"), auc_mean),
-            "auc_std": (("event", "feature", "prediction_time"), auc_std),
-            "roc_tpr": (("event", "feature", "prediction_time", "fpr"), roc),
-            "available_time": (("feature", "prediction_time"), available),
-            "stop_compute_saved": (("prediction_time", "threshold"), saved),
-            "stop_low_lost": (("prediction_time", "threshold"), lost),
-            "stop_high_caught": (("prediction_time", "threshold"), caught),
-            "stop_feature": ("prediction_time", np.array(stop_feature, dtype=object)),
-        },
-        coords={"event": ["low", "high"], "feature": FEATURES, "prediction_time": PREDICTION_TIMES,
-                "fpr": fpr, "threshold": thresholds},
-        attrs={"activation": activation, "initialization": initialization,
-               "headline_time": 0.015, "folds": 5},
-    )
+
+@functools.lru_cache(maxsize=None)
+def make_prediction(activation="tanh", initialization="uniform", seed=0, empty_high=False,
+                    nan_clv=False, n_middle=None):
+    """A real prediction dataset: weightdyn.prediction on a synthetic gathered dataset
+    (tests/test_prediction.py); ``empty_high``: no failed run (nothing computable for E_high);
+    ``nan_clv``: no CLV variables; ``n_middle`` = 1 omits E_low."""
+    G = synthetic_gathered(n=250, times=tuple(PREDICTION_TIMES[:4]), lags=(CLV_LAG,), seed=seed,
+                           n_middle=n_middle, n_diverged=0 if empty_high else 5,
+                           fail_fraction=0.0 if empty_high else 0.3, clv=not nan_clv,
+                           activation=activation, initialization=initialization)
+    P, _ = predict_combination(G, prediction_cfg())
+    return P
 
 
 def all_gathered(combinations=COMBINATIONS, n=240):
@@ -228,7 +190,9 @@ def all_gathered(combinations=COMBINATIONS, n=240):
 
 
 def all_predictions(combinations=COMBINATIONS):
-    return {key: make_prediction(*key, seed=s, empty_high=key == EDGE, nan_clv=key == EDGE)
+    """E_low omitted for ("tanh", "normal") (one middle-class run)."""
+    return {key: make_prediction(*key, seed=s, empty_high=key == EDGE, nan_clv=key == EDGE,
+                                 n_middle=1 if key == ("tanh", "normal") else None)
             for s, key in enumerate(combinations)}
 
 
@@ -351,53 +315,85 @@ def test_clv_angles(gathered):
     assert matrix[4, 5] == pytest.approx(low_mean)
     assert matrix[5, 4] == pytest.approx(high_mean)
     assert np.isnan(np.diag(matrix)).all()
+    # the angle panel names its pairs: one colour per pair, named in the legend
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert [t for t in legend if t.startswith("$")] == [
+        r"$\theta_{" + f"{i},{j}" + "}$" for i in range(5, 9) for j in range(i + 1, 9)]
+    fig = figures.clv_angles(gathered, vectors=(1, 2, 3))
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert [t for t in legend if t.startswith("$")] == [
+        r"$\theta_{1,2}$", r"$\theta_{1,3}$", r"$\theta_{2,3}$"]
+    assert len({figures.pair_colour(p) for p in ("5-6", "5-7", "5-8", "6-7", "6-8", "7-8")}) == 6
 
 
-def test_roc_curves_pick_best_set(predictions):
-    fig = figures.roc_curves(predictions, t=0.015)
-    assert len(fig.axes) == 4
+def _panel(fig, title):
+    return next(ax for ax in fig.axes if ax.get_title() == title)
+
+
+def test_roc_curves_show_nested_best_per_family(predictions):
+    fig = figures.roc_curves(predictions)
+    # rows (activation, event): E_high for all four, E_low for tanh (one omitted) and relu
+    assert len(fig.axes) == 8
     _check_labels(fig, "false-positive rate", "true-positive rate")
     _render(fig)
     P = predictions[("tanh", "uniform")]
-    assert figures.best_feature(P, "high", "FTLE", 0.015) == "ftle_1"
-    auc = P.auc_mean.sel(event="high", feature="ftle_1", prediction_time=0.015)
-    labels = fig.axes[0].get_legend().get_texts()
-    assert any(f"ftle_1: {float(auc):.2f}" in t.get_text() for t in labels)
-    # the lagged CLV set says when it is available
-    assert any("@0.035" in t.get_text() for t in labels)
-    # edge combination: nothing computable for E_high nor for CLV sets
-    edge = [t.get_text() for t in fig.axes[3].get_legend().get_texts()]
-    assert sum("not computable" in text for text in edge) == 3
-    with pytest.raises(ValueError, match="prediction_time"):
-        figures.roc_curves(predictions, t=0.0123)
+    ax = _panel(fig, r"tanh, uniform: $E_\mathrm{high}$")
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert [lab.split(" ")[0] for lab in labels] == ["baseline", "FTLE", "CLV", "combined"]
+    k = int(np.argmin(np.abs(P.tau.values - 0.015)))
+    best = P.best_auc_mean.sel(event="high", best_family="FTLE").values[k]
+    lo = P.best_auc_ci_low.sel(event="high", best_family="FTLE").values[k]
+    assert any(f"{best:.2f} [{lo:.2f}," in lab and "τ=0.015" in lab for lab in labels)
+    # CLV is drawn where it is first available (t* + L)
+    assert any(lab.startswith("CLV") and "τ=0.025" in lab for lab in labels)
+    # the omitted E_low panel explains itself; the edge combination has nothing computable
+    assert any("E_low is not reported" in text for text in _texts(fig))
+    edge = _panel(fig, r"relu, normal: $E_\mathrm{high}$").get_legend().get_texts()
+    assert sum("not computable" in t.get_text() for t in edge) == 4
+    # a headline time that is not a stored time: nearest τ, said in the title
+    fig = figures.roc_curves(predictions, t=0.0123)
+    assert "nearest τ = 0.01" in fig._suptitle.get_text()
+    _render(fig)
 
 
 def test_auc_vs_time(predictions):
     fig = figures.auc_vs_time(predictions)
-    assert len(fig.axes) == 4
-    _check_labels(fig, "prediction time", "AUC")
+    assert len(fig.axes) == 8
+    _check_labels(fig, "availability time", "AUC")
     assert all(ax.get_xscale() == "log" for ax in fig.axes)
     _render(fig)
-    # CLV points sit at the time the lagged predictor is available
     P = predictions[("tanh", "uniform")]
-    times, avail, mean, std, names = figures.best_auc_series(P, "low", "CLV")
-    assert names[0] is None and np.isnan(mean[0])
-    np.testing.assert_allclose(avail[1:], times[1:] + CLV_LAG * ETA)
-    xs = [np.asarray(line.get_xdata()) for line in fig.axes[0].get_lines()]
-    assert any(x.size == len(times) - 1 and np.allclose(x, avail[1:]) for x in xs)
-    fig = figures.auc_vs_time(predictions, at="prediction")
-    xs = [np.asarray(line.get_xdata()) for line in fig.axes[0].get_lines()]
-    assert any(x.size == len(times) - 1 and np.allclose(x, times[1:]) for x in xs)
-    _render(fig)
+    ax = _panel(fig, r"tanh, uniform: $E_\mathrm{high}$")
+    tau, mean, lo, hi, chosen = figures.best_series(P, "high", "CLV")
+    ok = np.isfinite(mean)
+    assert not ok[0] and ok.any()                    # CLV not available at the first τ
+    xs = [np.asarray(line.get_xdata()) for line in ax.get_lines()]
+    assert any(x.size == ok.sum() and np.allclose(x, tau[ok]) for x in xs)
+    # the Ginelli bound is drawn and labelled as such
+    texts = _texts(fig)
+    assert any("upper bound" in t and "future" in t for t in texts)
+    assert any("best baseline" in t for t in texts)
+    assert any(x.size == P.prediction_time.size and np.allclose(x, P.prediction_time)
+               for x in xs)
 
 
 def test_lag_accuracy(gathered):
+    assert "0.015" in figures.lag_accuracy(gathered, t=0.0149)._suptitle.get_text()
     fig = figures.lag_accuracy(gathered, t=0.015)
     assert len(fig.axes) == 4
     _check_labels(fig, "lag", "angle")
     assert all(ax.get_yscale() == "log" for ax in fig.axes)
-    assert len(fig.axes[0].get_lines()) == D
+    assert len(fig.axes[0].get_lines()) == D + 1                # D CLVs + the 0.05 rad line
     assert any("no lagged CLV estimate" in text for text in _texts(fig))
+    _render(fig)
+    fig = figures.lag_accuracy(gathered, t=0.015, lag=10, vectors=(2, 3))
+    lines = fig.axes[0].get_lines()
+    assert len(lines) == D + 2                                  # and the feature lag
+    assert [line.get_xdata()[0] for line in lines if line.get_linestyle() == ":"] == [10]
+    assert [line.get_ydata()[0] for line in lines if line.get_linestyle() == "--"] == [
+        figures.CLV_CONVERGENCE_ANGLE]
+    assert sorted(line.get_linewidth() for line in lines[:D])[-2:] == [1.6, 1.6]
+    assert any("feature lag" in text for text in _texts(fig))
     _render(fig)
 
 
@@ -406,7 +402,17 @@ def test_early_stopping(predictions):
     assert len(fig.axes) == 4
     _check_labels(fig, "runs stopped", "compute saved")
     assert any("not computable" in text for text in _texts(fig))
+    texts = _texts(fig)
+    assert any("chance" in t for t in texts) and any("best possible" in t for t in texts)
     _render(fig)
+    P = predictions[("tanh", "uniform")]
+    lines = fig.axes[0].get_lines()
+    chance = next(line for line in lines if line.get_linestyle() == "--")
+    x, y = np.asarray(chance.get_xdata()), np.asarray(chance.get_ydata())
+    np.testing.assert_allclose(y, x * float(P.stop_chance_slope.sel(prediction_time=0.015)))
+    stars = [line for line in lines if line.get_marker() == "*"]
+    np.testing.assert_allclose(sorted(float(s.get_ydata()[0]) for s in stars),
+                               sorted(P.stop_best_saved.values))
 
 
 def test_partial_grid_and_all_degenerate():
@@ -415,11 +421,12 @@ def test_partial_grid_and_all_degenerate():
     keys = COMBINATIONS[:3]
     G = all_gathered(keys, n=60)
     P = all_predictions(keys)
-    for func, data in ((figures.final_loss_distribution, G), (figures.loss_curves, G),
-                       (figures.roc_curves, P), (figures.auc_vs_time, P),
-                       (figures.lag_accuracy, G), (figures.early_stopping, P)):
+    for func, data, n_axes in ((figures.final_loss_distribution, G, 3),
+                               (figures.loss_curves, G, 3), (figures.roc_curves, P, 6),
+                               (figures.auc_vs_time, P, 6), (figures.lag_accuracy, G, 3),
+                               (figures.early_stopping, P, 3)):
         fig = func(data)
-        assert len(fig.axes) == 3
+        assert len(fig.axes) == n_axes      # figures 6, 7: a row per (activation, event)
         _render(fig)
     degenerate = {key: make_gathered(*key, n=40, seed=1, empty_high=True, nan_clv=True)
                   for key in COMBINATIONS[:2]}
@@ -444,6 +451,14 @@ def test_save_is_deterministic(tmp_path, gathered):
     assert b"CreationDate" not in pdf.read_bytes()
 
 
+@pytest.mark.parametrize("name", ["fig6_roc_curves", "fig7_auc_vs_time", "fig9_early_stopping"])
+def test_prediction_figures_save_deterministically(tmp_path, predictions, name):
+    func, _ = figures.FIGURES[name]
+    a, _ = figures.save(func(predictions), tmp_path / "a" / name)
+    b, _ = figures.save(func(predictions), tmp_path / "b" / name)
+    assert a.read_bytes() == b.read_bytes()
+
+
 def test_figure_registry_covers_all_nine():
     assert len(figures.FIGURES) == 9
     stems = sorted(figures.FIGURES)
@@ -457,7 +472,7 @@ def test_bad_input_raises():
     with pytest.raises(ValueError):
         figures.final_loss_distribution({})
     with pytest.raises(ValueError):
-        figures.auc_vs_time(all_predictions(COMBINATIONS[:1]), at="sometime")
+        figures.roc_curves({})
 
 
 def render_all(out_dir="/tmp/figcheck"):

@@ -515,6 +515,17 @@ def test_analyse_chunk_thins_time_series_but_keeps_prediction_times():
         xr.testing.assert_identical(thin[name], full[name])   # from the full resolution
 
 
+def test_analyse_chunk_ftles_do_not_depend_on_the_random_frame():
+    """The seed fixes Benettin's frame Q_0 = F and Ginelli's C*: the cumulative FTLEs, the
+    predictor features Λ_i(t*) and the whole-run exponents are the same under any seed (they
+    are singular values of M(t, 0)); Benettin's local exponents are not."""
+    a = ly.analyse_chunk(make_chunk(), CFG)
+    b = ly.analyse_chunk(make_chunk(), {**CFG, "seed": 12345})
+    for name in ("ftle", "ftle_at", "lyapunov_exponent"):
+        xr.testing.assert_identical(a[name], b[name])
+    assert not np.allclose(a["local_exponent"][:, :3], b["local_exponent"][:, :3])
+
+
 def test_analyse_chunk_rejects_lag_not_multiple_of_stride():
     cfg = {**CFG, "lyapunov": {**CFG["lyapunov"], "lags": [5, 7]}}
     with pytest.raises(ValueError, match="lyapunov.lags"):

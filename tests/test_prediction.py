@@ -5,12 +5,14 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+import xarray as xr
 from scipy.stats import norm
 
 from weightdyn.prediction import (
-    AUC_COLUMNS, CLASS_LABELS, HIGH, LOW, MIDDLE, classify, cross_validated_auc,
-    early_stopping_curve, feature_matrix, feature_sets, outcome_events,
-    predict_combination, single_feature_auc,
+    AUC_COLUMNS, BEST_FAMILIES, CLASS_LABELS, HIGH, LOW, MIDDLE, best_possible_saving,
+    chance_saving, classify, cross_validated_auc, early_stopping_curve, feature_matrix,
+    feature_sets, features_at, low_event_rule, outcome_events, predict_combination,
+    single_feature_auc,
 )
 
 # The mean of k fold AUCs from models fitted on overlapping training sets spreads more than
@@ -70,7 +72,8 @@ def test_separable_classes_give_auc_one(no_warnings):
     cv = cross_validated_auc(np.c_[x, rng.normal(size=y.size)], y)
     assert cv.computable and cv.reason == ""
     assert cv.auc_mean == 1.0 and cv.auc_std == 0.0
-    np.testing.assert_array_equal(cv.fold_auc, np.ones(5))
+    np.testing.assert_array_equal(cv.repeat_auc, np.ones(1))
+    assert cv.auc_ci_high == 1.0
     np.testing.assert_array_equal(cv.mean_tpr, np.ones_like(cv.fpr))
     assert (cv.n_positive, cv.n_negative, cv.n_dropped) == (134, 266, 0)
     single = single_feature_auc(x, y)
@@ -213,62 +216,282 @@ def test_feature_matrix_assembly():
         feature_matrix({"a": np.zeros(3), "b": np.zeros(4)}, ["a"])
 
 
-def synthetic_gathered(n=400, d=9, seed=9):
-    """A gathered dataset (weightdyn.gather format, the fields prediction reads) in which Λ_1
-    tracks ln c_f, every CLV growth rate is noise and the angle of pair 1-2 is constant."""
-    import xarray as xr
+def test_repeats_give_std_and_interval(no_warnings):
+    rng = np.random.default_rng(11)
+    y = rng.random(600) < 0.4
+    X = rng.normal(size=(600, 2)) + 0.7 * y[:, None]
+    cv = cross_validated_auc(X, y, repeats=4)
+    assert cv.repeat_auc.shape == (4,) and cv.auc_std > 0
+    assert cv.auc_std == pytest.approx(cv.repeat_auc.std())
+    assert cv.auc_ci_low < cv.auc_mean < cv.auc_ci_high
+    # the interval is about the DeLong/Hanley–McNeil width, not the repeat spread
+    sigma = hanley_mcneil_sigma(cv.auc_mean, y.sum(), (~y).sum())
+    assert (cv.auc_ci_high - cv.auc_ci_low) / (2 * 1.96) == pytest.approx(sigma, rel=0.2)
 
+
+# --- the whole prediction of one combination ---------------------------------------------
+
+ETA, STEPS = 1e-3, 3000
+
+
+def synthetic_gathered(n=400, d=9, times=(0.005, 0.015), lags=(5, 10), seed=9, n_middle=None,
+                       n_diverged=5, fail_fraction=0.3, clv=True, activation="tanh",
+                       initialization="uniform"):
+    """A gathered dataset (the variables of weightdyn.gather that prediction reads). E_high is
+    visible in ln C(t*), the ln C slope, Λ_1, the lagged growth rate of CLV 5 and (strongly)
+    the Ginelli growth rate of CLV 5; the angle of pair 5-6 is constant; the first
+    ``n_diverged`` runs diverged before the first t* (NaN features, c_f = inf)."""
     rng = np.random.default_rng(seed)
-    final_loss = np.exp(rng.uniform(0, 6, size=n))
-    final_loss[:5] = np.inf
-    log_loss = np.log(np.where(np.isfinite(final_loss), final_loss, 1e3))
-    times, lags = [0.005, 0.015], [5, 10]
+    fail = rng.random(n) < fail_fraction
+    final_loss = np.where(fail, np.exp(rng.uniform(5, 7, n)), np.exp(rng.uniform(-23, -20, n)))
+    n_middle = max(1, n // 50) if n_middle is None else n_middle
+    final_loss[n_diverged:n_diverged + n_middle] = 50.0
+    final_loss[:n_diverged] = np.inf
+    z = (~np.isfinite(final_loss) | (final_loss > 100)).astype(float)
+    T, L = len(times), len(lags)
     pairs = [f"{i}-{j}" for i in range(1, d + 1) for j in range(i + 1, d + 1)]
-    ftle = rng.normal(size=(n, len(times), d))
-    ftle[:, :, 0] += log_loss[:, None]
-    ftle[:5] = np.nan                                       # diverged before t*
-    angle = rng.uniform(0, 1.5, size=(n, len(lags), len(times), len(pairs)))
-    angle[..., 0] = 0.7
-    growth = rng.normal(size=(n, len(lags), len(times), d))
-    angle[:5], growth[:5] = np.nan, np.nan
+    ftle = rng.normal(size=(n, T, d))
+    ftle[:, :, 0] += z[:, None]
+    loss_at = np.exp(rng.normal(size=(n, T)) + 0.8 * z[:, None])
+    slope = rng.normal(size=(n, T)) + 0.5 * z[:, None]
+    grad = np.exp(rng.normal(size=(n, T)))
+    ang = rng.uniform(0, 1.5, size=(n, L, T, len(pairs)))
+    ang[..., pairs.index("5-6")] = 0.7
+    gro = rng.normal(size=(n, L, T, d))
+    gro[..., 4] += 1.2 * z[:, None, None]
+    gang = rng.uniform(0, 1.5, size=(n, T, len(pairs)))
+    ggro = rng.normal(size=(n, T, d))
+    ggro[..., 4] += 3.0 * z[:, None]
+    for a in (ftle, loss_at, slope, grad, ang, gro, gang, ggro):
+        a[:n_diverged] = np.nan
+    outcome = np.where(final_loss < 4, 0, np.where(final_loss <= 100, 1, 2)).astype(np.int8)
+    data = {
+        "final_loss": ("network", final_loss),
+        "outcome": ("network", outcome),
+        "diverged": ("network", (~np.isfinite(final_loss)).astype(np.int8)),
+        "valid": ("network", np.ones(n, np.int8)),
+        "ftle_at": (("network", "prediction_time", "exponent"), ftle),
+        "loss_at": (("network", "prediction_time"), loss_at),
+        "log_loss_slope_at": (("network", "prediction_time"), slope),
+        "gradient_norm_at": (("network", "prediction_time"), grad),
+        "theta0": (("network", "param"), rng.normal(size=(n, d))),
+        "lagged_available_time": (("lag", "prediction_time"),
+                                  np.add.outer(np.array(lags) * ETA, np.array(times))),
+    }
+    if clv:
+        data.update({
+            "clv_angle_lagged": (("network", "lag", "prediction_time", "pair"), ang),
+            "clv_growth_lagged": (("network", "lag", "prediction_time", "exponent"), gro),
+            "clv_lag_error": (("network", "lag", "prediction_time", "exponent"),
+                              np.abs(rng.normal(size=(n, L, T, d)))
+                              / np.array(lags)[None, :, None, None]),
+            "clv_angle_ginelli_at": (("network", "prediction_time", "pair"), gang),
+            "clv_growth_ginelli_at": (("network", "prediction_time", "exponent"), ggro),
+        })
     return xr.Dataset(
-        {"final_loss": ("network", final_loss),
-         "ftle_at": (("network", "prediction_time", "exponent"), ftle),
-         "clv_angle_lagged": (("network", "lag", "prediction_time", "pair"), angle),
-         "clv_growth_lagged": (("network", "lag", "prediction_time", "exponent"), growth),
-         "lagged_available_time": (("lag", "prediction_time"),
-                                   np.add.outer(np.array(lags) * 1e-3, times))},
-        coords={"network": np.arange(n), "prediction_time": times, "exponent": np.arange(1, d + 1),
-                "lag": lags, "pair": pairs},
-        attrs={"activation": "tanh", "initialization": "uniform"})
+        data,
+        coords={"network": np.arange(n), "prediction_time": list(times),
+                "exponent": np.arange(1, d + 1), "lag": list(lags), "pair": pairs,
+                "param": [f"w{k}" for k in range(d)]},
+        attrs={"activation": activation, "initialization": initialization,
+               "learning_rate": ETA, "steps": STEPS, "low": 4.0, "high": 100.0})
 
 
-def test_predict_combination(no_warnings, default_config):
+def prediction_config(config, **overrides):
+    config["prediction"].update(dict(folds=5, repeats=2, cv_seed=0, clv_lag=10,
+                                     clv_vectors=[5, 6, 7, 8], min_middle_fraction=0.01,
+                                     headline_time=0.015), **overrides)
+    config["classes"].update(low=4.0, high=100.0)
+    return config
+
+
+@pytest.fixture(scope="module")
+def predicted():
+    import copy
+
+    import yaml
+    from conftest import ROOT
+
+    with open(ROOT / "config.yaml") as fh:
+        cfg = prediction_config(yaml.safe_load(fh))
     G = synthetic_gathered()
-    P, rows = predict_combination(G, default_config)
-    assert len(rows) == 2 * 2 * len(feature_sets(9))
-    assert all(set(r) == set(AUC_COLUMNS) for r in rows)
-    df = pd.DataFrame(rows, columns=AUC_COLUMNS)
-    ok = df[df.computable]
-    assert not ok[["auc_mean", "auc_std", "t", "available_time", "n_positive",
-                   "n_negative"]].isna().any().any()
-    assert (df.n_dropped == 5).all()                        # the runs diverged before t*
-    bad = df[~df.computable]
-    assert set(bad.feature) == {"clv_angles", "combined"}   # contain the constant angle 1-2
-    assert bad.reason.str.contains("clv_angle_1-2").all() and bad.auc_mean.isna().all()
-    assert df[df.feature == "ftle_all"].single_auc.isna().all()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        P, rows = predict_combination(G, copy.deepcopy(cfg))
+    return G, cfg, P, pd.DataFrame(rows, columns=AUC_COLUMNS)
+
+
+def test_feature_sets_and_features():
+    sets = feature_sets(9)
+    fam = {n: s.family for n, s in sets.items()}
+    assert {f for f in fam.values()} == {"baseline", "FTLE", "CLV", "ginelli_bound", "combined"}
+    assert sets["clv_angles"].members == tuple(f"clv_angle_{p}" for p in
+                                               ("5-6", "5-7", "5-8", "6-7", "6-8", "7-8"))
+    assert sets["clv_growth"].members == tuple(f"clv_growth_{i}" for i in (5, 6, 7, 8))
+    assert len(sets["theta0"].members) == 9 and sets["theta0"].timing == "zero"
+    assert set(sets["baseline+ftle+clv"].members) == (set(sets["baseline_all"].members)
+                                                      | set(sets["ftle_all"].members)
+                                                      | set(sets["clv_all"].members))
+    # d = 6: only the CLVs that exist
+    assert feature_sets(6)["clv_growth"].members == ("clv_growth_5", "clv_growth_6")
+    G = synthetic_gathered(n=50)
+    F = features_at(G, 0.015, 10)
+    np.testing.assert_allclose(F["loss"][5:], np.log(G.loss_at.sel(prediction_time=0.015)[5:]))
+    assert "clv_angle_1-2" not in F and "clv_angle_5-6" in F and "ginelli_growth_8" in F
+    assert features_at(G, 0.015, 999).keys().isdisjoint({"clv_growth_5", "clv_angle_5-6"})
+
+
+def test_low_event_rule():
+    c = np.r_[np.full(95, 1e-9), np.full(4, 1e3), [50.0]]
+    include, n_mid, note = low_event_rule(c, 4.0, 100.0, 0.01)
+    assert include and n_mid == 1 and note == ""
+    include, n_mid, note = low_event_rule(np.r_[c, np.full(100, 1e-9)], 4.0, 100.0, 0.01)
+    assert not include and n_mid == 1
+    assert "1 of 200 runs" in note and "complement" in note
+
+
+def test_predict_combination_rows_and_availability(predicted):
+    G, cfg, P, df = predicted
+    d = 9
+    sets = feature_sets(d)
+    assert list(df.columns) == list(AUC_COLUMNS)
+    assert set(df.kind) == {"set", "best_available"}
+    set_rows = df[df.kind == "set"]
+    assert len(set_rows) == 2 * len(sets) * 2                    # events × sets × times
+    ok = set_rows[set_rows.computable]
+    assert (ok.n_dropped[ok.feature != "theta0"] == 5).all()     # diverged before t*
+    assert (ok.n_dropped[ok.feature == "theta0"] == 0).all()     # θ0 is known for every run
+    # availability: θ0 at 0, baseline and FTLE at t*, CLV at t* + L, Ginelli at the end
+    at = set_rows[(set_rows.event == "high")].set_index(["feature", "t"]).available_time
+    assert at["theta0", 0.015] == 0.0 and at["loss", 0.015] == 0.015
+    assert at["ftle_all", 0.005] == 0.005 and at["baseline+ftle", 0.005] == 0.005
+    assert at["clv_growth", 0.005] == pytest.approx(0.015)
+    assert at["baseline+clv", 0.015] == pytest.approx(0.025)
+    assert at["ginelli_all", 0.005] == pytest.approx(STEPS * ETA)
+    np.testing.assert_allclose(P.available_time.sel(feature="clv_all"), [0.015, 0.025])
+    # constant angle 5-6 makes every set containing it not computable, with the reason
+    bad = set_rows[~set_rows.computable]
+    assert set(bad.feature) == {"clv_angles", "clv_all", "baseline+clv", "baseline+ftle+clv"}
+    assert bad.reason.str.contains("clv_angle_5-6").all() and bad.auc_mean.isna().all()
+    ok = set_rows[set_rows.computable]
+    assert not ok[["auc_mean", "auc_std", "auc_ci_low", "auc_ci_high"]].isna().any().any()
+    assert ((ok.auc_ci_low <= ok.auc_mean) & (ok.auc_mean <= ok.auc_ci_high)).all()
+    assert ok[ok.feature == "ftle_all"].single_auc.isna().all()
     assert not ok[ok.feature == "ftle_1"].single_auc.isna().any()
-    best = ok[ok.event == "high"].sort_values("auc_mean").iloc[-1]
-    assert best.family == "FTLE" and best.auc_mean > 0.8
-    # CLV predictors are available only at t* + L (L = prediction.clv_lag = 10 steps)
-    np.testing.assert_allclose(P.available_time.sel(feature="clv_growth"), [0.015, 0.025])
-    np.testing.assert_allclose(P.available_time.sel(feature="ftle_1"), [0.005, 0.015])
-    assert np.isnan(P.auc_mean.sel(feature="clv_angles")).all()
-    assert np.isfinite(P.roc_tpr.sel(event="high", feature="ftle_1")).all()
-    # early stopping with the best E_high predictor: monotone in the threshold
+    # informative features are found, the Ginelli bound is the strongest
+    high = ok[(ok.event == "high") & (ok.t == 0.015)].set_index("feature").auc_mean
+    assert high["ftle_1"] > 0.65 > high["ftle_9"] and high["ginelli_growth"] > 0.9
+    assert P.attrs["events"] == "high low" and P.attrs["e_low_note"] == ""
+
+
+def test_set_scores_equal_cross_validated_auc(predicted):
+    """predict_combination's grouped fast CV gives exactly the single-set reference."""
+    G, cfg, P, df = predicted
+    F = features_at(G, 0.015, 10)
+    events = outcome_events(G.final_loss.values)
+    for name in ("ftle_all", "baseline_all", "clv_growth", "theta0"):
+        X = feature_matrix(F, feature_sets(9, params=G.param.values)[name].members)
+        cv = cross_validated_auc(X, events["high"], folds=5, seed=0, repeats=2)
+        row = df[(df.kind == "set") & (df.event == "high") & (df.feature == name)
+                 & (df.t == 0.015)].iloc[0]
+        assert row.auc_mean == pytest.approx(cv.auc_mean, abs=1e-12)
+        assert row.auc_ci_low == pytest.approx(cv.auc_ci_low, abs=1e-12)
+        assert row.n_dropped == cv.n_dropped
+        np.testing.assert_allclose(P.roc_tpr.sel(event="high", feature=name,
+                                                 prediction_time=0.015), cv.mean_tpr)
+
+
+def test_best_available_rows(predicted):
+    G, cfg, P, df = predicted
+    best = df[df.kind == "best_available"]
+    taus = sorted(set(best.t))
+    assert taus == pytest.approx([0.005, 0.015, 0.025])          # t* and t* + L, merged
+    assert set(best.family) == set(BEST_FAMILIES)
+    assert (best.t == best.available_time).all()
+    high = best[best.event == "high"].set_index(["family", "t"])
+    # nothing CLV-based exists before the first t* + L
+    assert not high.loc[("CLV", 0.005), "computable"]
+    assert "no CLV set available" in high.loc[("CLV", 0.005), "reason"]
+    assert high.loc[("CLV", 0.015), "computable"]
+    for (family, tau), r in high[high.computable].iterrows():
+        assert r.auc_ci_low <= r.auc_mean <= r.auc_ci_high
+        name, when = r.chosen.split(" (")[0].split("@")
+        fs = feature_sets(9)[name]
+        assert not name.startswith("ginelli")                   # never a candidate
+        avail = {"zero": 0.0, "t": float(when), "lag": float(when) + 10 * ETA}[fs.timing]
+        assert avail <= tau + 1e-12                               # known by τ
+        if family != "all":
+            assert fs.family == family
+        if family in ("FTLE", "CLV", "combined") and high.loc[("baseline", tau), "computable"]:
+            assert r.delta_ci_low <= r.delta_vs_baseline <= r.delta_ci_high
+            assert 0 <= r.p_vs_baseline <= 1
+        else:
+            assert np.isnan(r.delta_vs_baseline)
+    # the baseline family's best sees ln C and the slope: clearly better than chance
+    assert high.loc[("baseline", 0.015), "auc_ci_low"] > 0.6
+    # the dataset holds the same numbers
+    b = P.best_auc_mean.sel(event="high", best_family="FTLE", tau=0.015)
+    assert float(b) == pytest.approx(high.loc[("FTLE", 0.015), "auc_mean"])
+    assert np.isfinite(P.best_roc_tpr.sel(event="high", best_family="FTLE", tau=0.015)).all()
+
+
+def test_early_stopping_in_prediction(predicted):
+    G, cfg, P, df = predicted
     saved = P.stop_compute_saved.values
     assert np.isfinite(saved).all() and (np.diff(saved, axis=1) <= 0).all()
-    assert list(P.stop_feature.values) != ["", ""]
+    np.testing.assert_array_equal(P.stop_step, [5, 15])
+    frac_high = float(outcome_events(G.final_loss.values)["high"].mean())
+    np.testing.assert_allclose(P.stop_best_saved, frac_high * (STEPS - np.array([5, 15])) / STEPS)
+    np.testing.assert_allclose(P.stop_chance_slope, (STEPS - np.array([5, 15])) / STEPS)
+    # threshold 0: every run stopped; diverged runs count as stopped at every threshold
+    assert saved[0, 0] == pytest.approx((STEPS - 5) / STEPS)
+    n_high = outcome_events(G.final_loss.values)["high"].sum()
+    assert P.stop_high_caught.values.min() >= 5 / n_high - 1e-12
+    assert all(s for s in P.stop_feature.values)
+
+
+def test_chance_and_best_possible_lines():
+    f = np.array([0.0, 0.25, 1.0])
+    np.testing.assert_allclose(chance_saving(f, 100, 1000), f * 0.9)
+    assert best_possible_saving(0.3, 100, 1000) == pytest.approx(0.27)
+    # a random p_high reproduces the chance line on average
+    rng = np.random.default_rng(0)
+    n = 20000
+    is_high = rng.random(n) < 0.3
+    curve = early_stopping_curve(rng.random(n), ~is_high, is_high, 100, 1000, [0.2, 0.5, 0.8])
+    np.testing.assert_allclose(curve.compute_saved, chance_saving(curve.low_stopped, 100, 1000),
+                               atol=0.01)
+    perfect = early_stopping_curve(is_high.astype(float), ~is_high, is_high, 100, 1000, [0.5])
+    assert perfect.low_stopped[0] == 0
+    assert perfect.compute_saved[0] == pytest.approx(best_possible_saving(is_high.mean(), 100, 1000))
+
+
+def test_low_event_omitted_and_robustness(config):
+    """Bimodal losses: E_low omitted with a note; a headline time off the grid, a lag that was
+    not computed and missing CLV variables do not crash."""
+    cfg = prediction_config(config, headline_time=0.0123, clv_lag=999, repeats=1)
+    G = synthetic_gathered(n=300, n_middle=1, clv=False)
+    P, rows = predict_combination(G, cfg)
+    df = pd.DataFrame(rows, columns=AUC_COLUMNS)
+    assert set(df.event) == {"high"} and list(P.event.values) == ["high"]
+    assert "1 of 300 runs" in P.attrs["e_low_note"]
+    clv = df[df.family == "CLV"]
+    assert (~clv.computable).all()
+    assert clv.reason.str.contains("missing features|no CLV set available").all()
+    assert df[(df.kind == "best_available") & (df.family == "FTLE")].computable.all()
+    assert P.attrs["headline_time"] == 0.0123
+
+
+def test_too_few_events_is_not_computable(config):
+    cfg = prediction_config(config, repeats=1)
+    G = synthetic_gathered(n=200, n_diverged=0, fail_fraction=0.0, n_middle=3)
+    P, rows = predict_combination(G, cfg)
+    df = pd.DataFrame(rows, columns=AUC_COLUMNS)
+    high = df[df.event == "high"]
+    assert not high.computable.any()
+    assert high.reason.str.contains("too few|no CLV set available").all()
+    assert np.isnan(P.stop_compute_saved).all()
+
 
 def test_early_stopping_hand_computed():
     p_high = np.array([0.9, 0.6, 0.2, 0.7, 0.1, 0.55])
@@ -282,6 +505,14 @@ def test_early_stopping_hand_computed():
                                np.array([6, 4, 2, 0, 0]) * (3000 - 15) / (6 * 3000))
     np.testing.assert_allclose(res.low_stopped, [1.0, 1 / 3, 0.0, 0.0, 0.0])
     np.testing.assert_allclose(res.high_caught, [1.0, 1.0, 1.0, 0.0, 0.0])
+
+
+def test_early_stopping_always_stopped_runs():
+    res = early_stopping_curve([0.9, 1.0, 0.2, 0.1], [False, False, True, True],
+                               [True, True, False, False], 10, 100, [0.5, 1.0],
+                               always_stopped=[False, True, False, False])
+    np.testing.assert_array_equal(res.n_stopped, [2, 1])      # run 1 is stopped even at p > 1
+    np.testing.assert_allclose(res.high_caught, [1.0, 0.5])
 
 
 def test_early_stopping_edge_cases():

@@ -1,11 +1,17 @@
-"""weightdyn.tables on small hand-made inputs."""
+"""weightdyn.tables on small hand-made inputs and on real prediction rows."""
+
+import copy
 
 import numpy as np
 import pandas as pd
+import pytest
 import xarray as xr
 
-from weightdyn.prediction import AUC_COLUMNS
-from weightdyn.tables import auc_table, best_predictors, classes_table, summary_markdown
+from weightdyn.prediction import AUC_COLUMNS, predict_combination
+from weightdyn.tables import (
+    auc_table, best_available, classes_table, clv_convergence_table, first_clv_time, nearest,
+    summary_markdown,
+)
 
 
 def gathered(outcome, diverged):
@@ -13,17 +19,33 @@ def gathered(outcome, diverged):
                        "diverged": ("network", np.array(diverged, dtype=np.int8))})
 
 
-def auc_rows(act, init):
+def best_rows(act, init, event="high"):
+    """Hand-made best-available rows at τ = 0.015 and 0.025 (CLV first at 0.025)."""
     rows = []
-    for event in ("low", "high"):
-        for feature, family, auc in (("ftle_1", "FTLE", 0.7), ("ftle_all", "FTLE", 0.8),
-                                     ("clv_growth", "CLV", 0.9), ("clv_angles", "CLV", None)):
-            rows.append(dict(activation=act, initialization=init, event=event, feature=feature,
-                             family=family, t=0.015, available_time=0.015, auc_mean=auc,
-                             auc_std=None if auc is None else 0.01, single_auc=None,
-                             n_positive=10, n_negative=30, n_dropped=0,
-                             computable=auc is not None, reason="" if auc else "no variance"))
-    return pd.DataFrame(rows, columns=AUC_COLUMNS)
+    for tau in (0.015, 0.025):
+        for family, auc in (("baseline", 0.70), ("FTLE", 0.75), ("CLV", 0.80),
+                            ("combined", 0.85), ("all", 0.85)):
+            ok = not (family == "CLV" and tau < 0.02)
+            delta = family in ("FTLE", "CLV", "combined") and ok
+            rows.append(dict(activation=act, initialization=init, event=event,
+                             kind="best_available", family=family, feature=f"best_{family}",
+                             t=tau, available_time=tau, auc_mean=auc if ok else None,
+                             auc_std=0.01 if ok else None,
+                             auc_ci_low=auc - 0.02 if ok else None,
+                             auc_ci_high=auc + 0.02 if ok else None, n_positive=10,
+                             n_negative=30, n_dropped=0, computable=ok,
+                             reason="" if ok else "no CLV set available by 0.015",
+                             chosen=f"x@{tau:g} (5/5 folds)" if ok else None,
+                             delta_vs_baseline=auc - 0.70 if delta else None,
+                             delta_ci_low=auc - 0.75 if delta else None,
+                             delta_ci_high=auc - 0.65 if delta else None,
+                             p_vs_baseline=0.01 if delta else None))
+    rows.append(dict(activation=act, initialization=init, event=event, kind="set",
+                     family="ginelli_bound", feature="ginelli_all", t=0.015,
+                     available_time=3.0, auc_mean=0.95, auc_std=0.01, auc_ci_low=0.93,
+                     auc_ci_high=0.97, n_positive=10, n_negative=30, n_dropped=0,
+                     computable=True, reason=""))
+    return pd.DataFrame(rows).reindex(columns=AUC_COLUMNS)
 
 
 def test_classes_table_counts_diverged_runs_as_high():
@@ -33,16 +55,65 @@ def test_classes_table_counts_diverged_runs_as_high():
         (4, 0.5, 0.25, 0.25, 0.25)
 
 
-def test_best_predictors_and_summary():
-    auc = auc_table([auc_rows("tanh", "uniform"), auc_rows("relu", "normal")])
-    assert list(auc.columns) == list(AUC_COLUMNS) and len(auc) == 16
-    best = best_predictors(auc, 0.015)
-    assert len(best) == 2 * 2 * 2                       # combinations × events × families
-    assert set(best[best.family == "FTLE"].feature) == {"ftle_all"}
-    assert set(best[best.family == "CLV"].feature) == {"clv_growth"}
-    classes = classes_table({("tanh", "uniform"): gathered([0, 2], [0, 0]),
+def test_best_available_and_summary(tmp_path):
+    auc = auc_table([best_rows("tanh", "uniform"), best_rows("relu", "normal")])
+    assert list(auc.columns) == list(AUC_COLUMNS)
+    auc.to_csv(tmp_path / "auc.csv", index=False)          # round trip as the workflow does
+    auc = pd.read_csv(tmp_path / "auc.csv")
+    assert len(best_available(auc, 0.015)) == 2 * 5
+    assert first_clv_time(auc) == pytest.approx(0.025)
+    assert nearest(auc.t, 0.0149) == pytest.approx(0.015)
+    classes = classes_table({("tanh", "uniform"): gathered([0] * 99 + [2], [0] * 100),
                              ("relu", "normal"): gathered([2, 2], [0, 1])})
     text = summary_markdown(classes, auc, 0.015)
     assert "| relu | normal | 2 | 0.000 | 0.000 | 1.000 | 0.500 |" in text
-    assert "| tanh | uniform | high | CLV | clv_growth | 0.900 ± 0.010 | 0.015 | 10 / 30 |" in text
+    # headline τ and first CLV τ rows, every AUC with its interval, deltas with CI and p
+    assert "| tanh | uniform | high | 0.015 | 0.700 [0.680, 0.720] x@0.015 (5/5 folds) |" in text
+    assert "0.750 [0.730, 0.770] x@0.015 (5/5 folds); Δ +0.050 [+0.000, +0.100], p = 0.01" in text
+    assert "| tanh | uniform | high | 0.025 |" in text
+    assert "upper bound, uses the future" in text
+    # E_low omitted: one sentence with the middle-class count
+    assert "tanh, uniform: E_low is not reported, because the middle class holds 0 of 100" in text
     assert "nan" not in text.lower()
+
+
+def test_summary_from_real_prediction_rows(config):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from test_prediction import prediction_config, synthetic_gathered
+
+    cfg = prediction_config(copy.deepcopy(config), repeats=1)
+    G = synthetic_gathered(n=300)
+    _, rows = predict_combination(G, cfg)
+    auc = auc_table([pd.DataFrame(rows, columns=AUC_COLUMNS)])
+    text = summary_markdown(classes_table({("tanh", "uniform"): G}), auc, 0.015)
+    lines = [line for line in text.splitlines()
+             if line.startswith("| tanh | uniform | ") and "[" in line]
+    assert {line.split(" | ")[2] for line in lines} == {"high", "low"}
+    assert all(line.count("[") >= 4 for line in lines)       # baseline, FTLE, combined, Ginelli
+    assert "nan" not in text.lower()
+
+
+def test_clv_convergence_table_and_summary_section():
+    """Median (over valid networks) angle of the fixed-lag CLVs to Ginelli's, per t*."""
+    err = np.zeros((4, 2, 2, 3))                        # network, lag, prediction_time, exponent
+    err[:, 1, 0, :] = [[0.01, 0.2, 0.0], [0.03, 0.4, 0.0], [0.02, 0.3, 0.0], [9.0, 9.0, 9.0]]
+    err[:, 1, 1, :] = 0.001
+    G = xr.Dataset(
+        {"clv_lag_error": (("network", "lag", "prediction_time", "exponent"), err),
+         "valid": ("network", [1, 1, 1, 0])},
+        coords={"lag": [10, 300], "prediction_time": [0.015, 0.1], "exponent": [1, 2, 3]})
+    table = clv_convergence_table({("tanh", "normal"): G}, 300, [1, 2])
+    assert list(table.columns) == ["activation", "initialization", "t", "clv_1", "clv_2",
+                                   "max_median_angle"]
+    np.testing.assert_allclose(table[["clv_1", "clv_2"]].values, [[0.02, 0.3], [0.001, 0.001]])
+    np.testing.assert_allclose(table["max_median_angle"], [0.3, 0.001])
+    assert clv_convergence_table({("tanh", "normal"): G}, 20, [1]).empty   # lag not analysed
+    classes = classes_table({("tanh", "normal"): gathered([0, 2, 2, 0], [0, 0, 0, 0])})
+    text = summary_markdown(classes, pd.DataFrame(columns=AUC_COLUMNS), 0.015,
+                            convergence=table, lag=300)
+    assert "lag L = 300 steps" in text
+    assert "| tanh | normal | 0.015 | 0.020 | 0.300 | no |" in text
+    assert "| tanh | normal | 0.1 | 0.001 | 0.001 | yes |" in text

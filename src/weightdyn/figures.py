@@ -36,31 +36,39 @@ from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine, TightLayoutEngine
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import NullFormatter
 
 __all__ = [
-    "CLASS_COLOURS", "FAMILY_STYLES", "FIGURES", "auc_vs_time", "best_auc_series",
-    "best_feature", "clv_angles", "default_angle_pairs", "default_scatter_exponents",
+    "CLASS_COLOURS", "FAMILY_STYLES", "FIGURES", "auc_vs_time", "best_series",
+    "clv_angles", "default_angle_pairs", "default_scatter_exponents",
     "early_stopping", "exponents_vs_final_loss", "final_loss_distribution", "ftle_spectra",
+    "headline_time",
     "lag_accuracy", "loss_curves", "roc_curves", "save",
 ]
 
 #: outcome-class colours (Okabe–Ito: blue, grey, vermillion), used by every figure
 CLASS_COLOURS = {"low": "#0072B2", "middle": "#999999", "high": "#D55E00"}
+#: line style per class where colour encodes something else (figure 5's angle panel)
+CLASS_LINESTYLES = {"low": "-", "high": "--"}
+#: median angle (rad) below which a fixed-lag CLV counts as converged to Ginelli's (figure 8)
+CLV_CONVERGENCE_ANGLE = 0.05
 #: outcome codes of ``G.outcome`` / ``G.sample_outcome`` → class names
 OUTCOME_NAMES = ("low", "middle", "high")
-#: line style and marker per feature family (figures 6 and 7)
+#: colour, line style and marker per feature family (figures 6 and 7)
 FAMILY_STYLES = {
-    "FTLE": {"linestyle": "-", "marker": "o"},
-    "CLV": {"linestyle": "--", "marker": "s"},
-    "combined": {"linestyle": ":", "marker": "^"},
+    "baseline": {"linestyle": "-", "marker": "D", "color": "#000000"},
+    "FTLE": {"linestyle": "-", "marker": "o", "color": "#009E73"},
+    "CLV": {"linestyle": "--", "marker": "s", "color": "#CC79A7"},
+    "combined": {"linestyle": "-.", "marker": "^", "color": "#E69F00"},
 }
+#: colour of the Ginelli upper bound (figure 7)
+GINELLI_COLOUR = "#56B4E9"
 #: sequential colour map for ordered quantities (CLV index, prediction time)
 SEQUENTIAL_CMAP = "viridis"
 #: colour map of the tangency-frequency heatmap
 HEATMAP_CMAP = "viridis"
 FIGURE_WIDTH = 7.0  # inches
 FONT_SIZE = 8  # points, the smallest font used
-HEADLINE_TIME = 0.015
 PNG_DPI = 200
 
 STYLE = {
@@ -281,6 +289,12 @@ def _parse_pair(name) -> tuple[int, int]:
     return int(i), int(j)
 
 
+def pair_colour(pair: str):
+    """A fixed colour per CLV pair "i-j" (qualitative map, by position of the pair)."""
+    i, j = _parse_pair(pair)
+    return matplotlib.colormaps["tab10"]((i * 7 + j) % 10)
+
+
 def _exponent_label(i) -> str:
     return rf"$\Lambda_{{{int(i)}}}(t)$ (1/t)"
 
@@ -293,6 +307,14 @@ def _class_counts(outcome) -> dict[str, int]:
 def _sqrt(x):
     """Square root that maps negatives to 0 (forward function of a sqrt axis scale)."""
     return np.sqrt(np.clip(x, 0.0, None))
+
+
+def _gathered_headline(data: Mapping):
+    """``headline_time`` attribute of the first dataset that has one (None otherwise)."""
+    for G in data.values():
+        if "headline_time" in G.attrs:
+            return float(G.attrs["headline_time"])
+    return None
 
 
 def _headline_line(ax, t) -> None:
@@ -430,15 +452,17 @@ def _row_figure(gathered: Mapping, n_rows: int, row_height: float, extra_height:
 
 @_styled
 def ftle_spectra(gathered: Mapping, exponents: Sequence[int] | None = None,
-                 t_mark: float | None = HEADLINE_TIME) -> Figure:
+                 t_mark: float | None = None) -> Figure:
     """Figure 3: cumulative FTLE Λ_i(t) against flow time, low vs high class.
 
     One row per exponent i (default: all), one column per combination; rows share the y axis
     (symlog when values exceed ±30 and change sign or span > 2 decades). Line = class median,
     band = the quartiles (smallest to largest quantile in ``G.ftle_quantiles``), in class
     colours.
-    Dotted vertical line at the headline prediction time ``t_mark``.
+    Dotted vertical line at the headline prediction time ``t_mark`` (default: the datasets'
+    ``headline_time`` attribute; no line if there is none).
     """
+    t_mark = _gathered_headline(gathered) if t_mark is None else t_mark
     rows = _exponent_rows(gathered, exponents)
     fig, axs, keys = _row_figure(gathered, len(rows), row_height=0.95 if len(rows) > 4 else 1.6)
     for r, exponent in enumerate(rows):
@@ -543,9 +567,9 @@ def exponents_vs_final_loss(gathered: Mapping, exponents: Sequence[int] | None =
 # 5. CLV angles
 # --------------------------------------------------------------------------------------------
 
-def default_angle_pairs(pairs) -> list[str]:
-    """The pairs among CLVs 5–8 (both indices in 5 … 8); all pairs if there are none."""
-    chosen = [p for p in pairs if all(5 <= k <= 8 for k in _parse_pair(p))]
+def default_angle_pairs(pairs, vectors=(5, 6, 7, 8)) -> list[str]:
+    """The pairs among ``vectors`` (both CLV indices in it); all pairs if there are none."""
+    chosen = [p for p in pairs if all(k in set(vectors) for k in _parse_pair(p))]
     return chosen or [str(p) for p in pairs]
 
 
@@ -568,17 +592,19 @@ def _tangency_matrix(G) -> tuple[np.ndarray, int]:
 
 @_styled
 def clv_angles(gathered: Mapping, pairs: Sequence[str] | None = None,
-               t_mark: float | None = HEADLINE_TIME) -> Figure:
+               t_mark: float | None = None, vectors: Sequence[int] = (5, 6, 7, 8)) -> Figure:
     """Figure 5: CLV angle statistics, one column per combination.
 
     Top row: tangency frequency (mean over the class's networks of the fraction of times with
     angle below ``G.attrs['tangency_threshold']``) of every pair (i, j) as a d×d heatmap, low
     class above the diagonal (row i < column j), high class below it; one shared colour bar.
     Bottom row: class median of the Ginelli CLV angle θ_ij(t) against flow time (log–log) for
-    ``pairs`` (default: the six pairs among CLVs 5–8), one thin line per pair in the class
-    colour, dashed line at the tangency threshold.
+    ``pairs`` (default: the pairs among CLVs ``vectors``), colour = pair (named in the legend),
+    solid = low class, dashed = high class; dash-dotted line at the tangency threshold. Dotted line at ``t_mark`` (default: the
+    datasets' ``headline_time`` attribute; none if absent).
     """
     _layout(gathered)
+    t_mark = _gathered_headline(gathered) if t_mark is None else t_mark
     keys = list(gathered)
     fig = _new_figure(FIGURE_WIDTH, 4.3)
     gs = fig.add_gridspec(2, len(keys), height_ratios=[1.1, 1.0])
@@ -588,6 +614,7 @@ def clv_angles(gathered: Mapping, pairs: Sequence[str] | None = None,
         share = line_axes[0] if line_axes else None
         line_axes.append(fig.add_subplot(gs[1, c], sharex=share, sharey=share))
 
+    drawn_pairs: set[str] = set()
     matrices = {key: _tangency_matrix(gathered[key]) for key in keys}
     finite = np.concatenate([m[np.isfinite(m)] for m, _ in matrices.values()])
     vmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
@@ -637,7 +664,9 @@ def clv_angles(gathered: Mapping, pairs: Sequence[str] | None = None,
         ax = line_axes[c]
         ax.set_xscale("log")
         ax.set_yscale("log")
-        chosen = list(pairs) if pairs is not None else default_angle_pairs(G["pair"].values)
+        chosen = (list(pairs) if pairs is not None
+                  else default_angle_pairs(G["pair"].values, vectors))
+        drawn_pairs.update(p for p in chosen if p in set(G["pair"].values))
         t = _positive(G["time"].values)
         quantiles = G["clv_angle_quantiles"]
         median = quantiles.isel(quantile=_quantile_index(quantiles, 0.5))
@@ -649,13 +678,14 @@ def clv_angles(gathered: Mapping, pairs: Sequence[str] | None = None,
                     continue
                 y = _positive(median.sel(class_name=name, pair=pair).values)
                 if _any_finite(y):
-                    ax.plot(t, y, color=CLASS_COLOURS[name], linewidth=0.8, alpha=0.8)
+                    ax.plot(t, y, color=pair_colour(pair), linewidth=0.9,
+                            linestyle=CLASS_LINESTYLES[name])
                     shown = True
             if not shown:
                 missing.append(name)
         _headline_line(ax, t_mark)
         if "tangency_threshold" in G.attrs:
-            ax.axhline(float(G.attrs["tangency_threshold"]), color="k", linestyle="--",
+            ax.axhline(float(G.attrs["tangency_threshold"]), color="k", linestyle="-.",
                        linewidth=0.7)
         if len(missing) == 2:
             _note(ax, "no CLV angles")
@@ -666,14 +696,16 @@ def clv_angles(gathered: Mapping, pairs: Sequence[str] | None = None,
         else:
             ax.tick_params(axis="y", labelleft=False)
         ax.set_xlabel("flow time $t$")
-    default = pairs is None
-    label = "pairs among CLVs 5–8" if default else "pairs " + ", ".join(map(str, pairs))
-    handles = [Line2D([], [], color=CLASS_COLOURS[name], linewidth=0.8,
-                      label=f"{name} class ({label})") for name in ("low", "high")]
+    order = sorted(drawn_pairs, key=_parse_pair)
+    handles = [Line2D([], [], color=pair_colour(p), linewidth=0.9,
+                      label=r"$\theta_{" + p.replace("-", ",") + "}$") for p in order]
+    handles += [Line2D([], [], color="0.3", linewidth=0.9, linestyle=CLASS_LINESTYLES[name],
+                       label=f"{name} class") for name in ("low", "high")]
     if threshold is not None:
-        handles.append(Line2D([], [], color="k", linestyle="--", linewidth=0.7,
+        handles.append(Line2D([], [], color="k", linestyle="-.", linewidth=0.7,
                               label=f"tangency threshold {float(threshold):g} rad"))
-    fig.legend(handles=handles, loc="outside lower center", ncol=len(handles))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6),
+               columnspacing=1.0, handlelength=1.8)
     return fig
 
 
@@ -681,26 +713,78 @@ def clv_angles(gathered: Mapping, pairs: Sequence[str] | None = None,
 # prediction helpers (figures 6, 7, 9)
 # --------------------------------------------------------------------------------------------
 
-def best_feature(P, event: str, family: str, t: float):
-    """Feature set of ``family`` with the highest finite auc_mean for ``event`` at t* = ``t``
-    (None if none is computable)."""
-    families = np.asarray(P["family"].values).astype(str)
-    features = np.asarray(P["feature"].values).astype(str)
-    auc = _finite(_sel_close(P["auc_mean"].sel(event=event), "prediction_time", t).values)
-    auc = np.where(families == family, auc, np.nan)
-    if not np.isfinite(auc).any():
-        return None
-    return str(features[int(np.nanargmax(auc))])
+def _nearest_index(values, target: float) -> int:
+    v = np.asarray(values, dtype=float)
+    return int(np.argmin(np.abs(v - float(target))))
 
 
-def _families(P) -> list[str]:
-    present = list(dict.fromkeys(np.asarray(P["family"].values).astype(str)))
-    ordered = [f for f in FAMILY_STYLES if f in present]
-    return ordered + [f for f in present if f not in FAMILY_STYLES]
+def headline_time(P, t: float | None = None) -> float:
+    """The headline time of prediction dataset ``P``: ``t`` if given, else
+    ``P.attrs['headline_time']``, else its first prediction time."""
+    if t is not None:
+        return float(t)
+    if "headline_time" in P.attrs:
+        return float(P.attrs["headline_time"])
+    return float(np.asarray(P["prediction_time"].values, dtype=float)[0])
+
+
+def _events(P) -> list[str]:
+    return [str(e) for e in P["event"].values]
+
+
+def _event_grid(data: Mapping, panel_height: float, extra_height: float = 0.0):
+    """Grid with one row per (activation, event) and one column per initialisation; events =
+    those reported by any dataset (E_high first). Returns (fig, axs, {(key, event): ax},
+    events); a combination that omits an event keeps its panel, with the reason as a note."""
+    activations, initializations = _layout(data)
+    events = [e for e in ("high", "low") if any(e in _events(P) for P in data.values())]
+    rows = [(a, e) for a in activations for e in events]
+    panel_height = min(panel_height, (9.6 - 0.35 - extra_height) / len(rows))  # fits a page
+    fig = _new_figure(FIGURE_WIDTH, panel_height * len(rows) + 0.35 + extra_height)
+    axs = fig.subplots(len(rows), len(initializations), squeeze=False, sharex=True,
+                       sharey=True)
+    panels = {}
+    for r, (activation, event) in enumerate(rows):
+        for c, initialization in enumerate(initializations):
+            ax = axs[r, c]
+            key = (activation, initialization)
+            if key not in data:
+                fig.delaxes(ax)
+                continue
+            ax.set_title(f"{_title(key)}: {_EVENT_LABEL[event]}")
+            if event in _events(data[key]):
+                panels[(key, event)] = ax
+            else:
+                note = str(data[key].attrs.get("e_low_note", "")) or f"{event} not reported"
+                _note(ax, "\n".join(_wrap(note, 34)))
+    present = [ax for ax in axs.ravel() if ax.figure is fig and ax in fig.axes]
+    return fig, axs, panels, events, present
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    lines, line = [], ""
+    for word in text.split():
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}".strip()
+    return lines + ([line] if line else [])
+
+
+def best_series(P, event: str, family: str):
+    """The nested best of ``family`` for ``event`` by availability time τ: arrays
+    (tau, auc_mean, ci_low, ci_high) and the chosen-set labels (NaN / '' where not computable)."""
+    at = dict(event=event, best_family=family)
+    tau = np.asarray(P["tau"].values, dtype=float)
+    return (tau, _finite(P["best_auc_mean"].sel(**at).values),
+            _finite(P["best_auc_ci_low"].sel(**at).values),
+            _finite(P["best_auc_ci_high"].sel(**at).values),
+            [str(v) for v in P["best_chosen"].sel(**at).values])
 
 
 def _family_style(family: str) -> dict:
-    return FAMILY_STYLES.get(family, {"linestyle": "-.", "marker": "D"})
+    return FAMILY_STYLES.get(family, {"linestyle": "-.", "marker": "D", "color": "0.3"})
 
 
 # --------------------------------------------------------------------------------------------
@@ -708,131 +792,121 @@ def _family_style(family: str) -> dict:
 # --------------------------------------------------------------------------------------------
 
 @_styled
-def roc_curves(predictions: Mapping, t: float = HEADLINE_TIME,
-               families: Sequence[str] = ("FTLE", "CLV")) -> Figure:
-    """Figure 6: mean ROC curves at prediction time ``t`` of the best feature set per family.
-
-    Best = highest auc_mean for that event at ``t``. Colour = event (class colour), line style
-    = family (explained in the title); legend: event, set name (with ``@`` the time it is
-    available if later than t), AUC mean ± std over folds. Dotted diagonal = chance.
+def roc_curves(predictions: Mapping, t: float | None = None,
+               families: Sequence[str] = ("baseline", "FTLE", "CLV", "combined")) -> Figure:
+    """Figure 6: mean out-of-fold ROC curves of the nested best predictor of each family
+    available at the headline time (``t``, default ``P.attrs['headline_time']``; the nearest
+    availability time τ is used and named if it differs); the CLV family, which is available
+    only at t* + L, is drawn at its first availability time instead. Legend: family, most
+    AUC [95 % CI], τ (the chosen sets are in auc.csv / summary.md). Colour / line style = family; dotted diagonal =
+    chance. One row per (activation, event), E_low only where it is reported.
     """
-    fig, axs, panels = _grid_figure(predictions, panel_height=2.7, sharex=True, sharey=True)
-    for key, ax in panels.items():
+    fig, axs, panels, events, present = _event_grid(predictions, panel_height=2.5)
+    titles = set()
+    for (key, event), ax in panels.items():
         P = predictions[key]
         ax.plot([0, 1], [0, 1], color="0.6", linestyle=":", linewidth=0.8)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1.01)
         fpr = np.asarray(P["fpr"].values, dtype=float)
+        tau_all = np.asarray(P["tau"].values, dtype=float)
+        th = headline_time(P, t)
+        k_head = _nearest_index(tau_all, th)
+        titles.add(f"{th:g}" if np.isclose(tau_all[k_head], th) else
+                   f"{th:g} (nearest τ = {tau_all[k_head]:g})")
         handles = []
-        for event in ("high", "low"):
-            for family in families:
-                style = _family_style(family)
-                name = best_feature(P, event, family, t)
-                base = _EVENT_LABEL[event]
-                if name is None:
-                    handles.append(Line2D([], [], color=CLASS_COLOURS[event], alpha=0.4,
-                                          linestyle=style["linestyle"],
-                                          label=f"{base} {family}: not computable"))
-                    continue
-                at = dict(event=event, feature=name)
-                tpr = _finite(_sel_close(P["roc_tpr"].sel(**at), "prediction_time", t).values)
-                mean = float(_sel_close(P["auc_mean"].sel(**at), "prediction_time", t))
-                std = float(_sel_close(P["auc_std"].sel(**at), "prediction_time", t))
-                avail = float(_sel_close(P["available_time"].sel(feature=name),
-                                         "prediction_time", t))
-                when = f" @{avail:g}" if np.isfinite(avail) and avail > t * (1 + 1e-6) else ""
-                spread = f" ± {std:.2f}" if np.isfinite(std) else ""
-                ax.plot(fpr, tpr, color=CLASS_COLOURS[event], linestyle=style["linestyle"],
-                        linewidth=1.2)
-                handles.append(Line2D([], [], color=CLASS_COLOURS[event],
+        for family in families:
+            style = _family_style(family)
+            tau, mean, lo, hi, chosen = best_series(P, event, family)
+            if family == "CLV":
+                ok = np.flatnonzero(np.isfinite(mean) & (tau >= tau_all[k_head] - 1e-12))
+                k = int(ok[0]) if ok.size else None
+            else:
+                k = k_head if np.isfinite(mean[k_head]) else None
+            if k is None:
+                handles.append(Line2D([], [], color=style["color"], alpha=0.4,
                                       linestyle=style["linestyle"],
-                                      label=f"{base} {name}{when}: {mean:.2f}{spread}"))
-        ax.legend(handles=handles, loc="lower right", handlelength=1.8, borderaxespad=0.2,
-                  labelspacing=0.25)
+                                      label=f"{family}: not computable"))
+                continue
+            tpr = _finite(P["best_roc_tpr"].sel(event=event, best_family=family).values[k])
+            ax.plot(fpr, tpr, color=style["color"], linestyle=style["linestyle"], linewidth=1.2)
+            handles.append(Line2D([], [], color=style["color"], linestyle=style["linestyle"],
+                                  label=f"{family} {mean[k]:.2f} [{lo[k]:.2f}, {hi[k]:.2f}] "
+                                        f"τ={tau[k]:g}"))
+        ax.legend(handles=handles, loc="lower right", handlelength=1.5, borderaxespad=0.2,
+                  labelspacing=0.2, handletextpad=0.4)
         if not any("not computable" not in h.get_label() for h in handles):
             _note(ax, "no computable predictor", y=0.75)
-    _outer_labels(axs, panels.values(), "false-positive rate", "true-positive rate")
-    styles = ", ".join(f"{family} {_LINESTYLE_NAMES.get(_family_style(family)['linestyle'], '')}"
-                       for family in families)
-    fig.suptitle(f"ROC at $t^* = {t:g}$, best set per family ({styles}); "
-                 "legend: AUC mean ± std over folds, @ = available at", fontsize=FONT_SIZE)
+    _outer_labels(axs, present, "false-positive rate", "true-positive rate")
+    when = ", ".join(sorted(titles))
+    fig.suptitle(f"ROC of the nested best predictor per family available at τ = {when} "
+                 "(CLV: first τ it is available); AUC [95 % CI]", fontsize=FONT_SIZE)
     return fig
 
 
 # --------------------------------------------------------------------------------------------
-# 7. AUC against prediction time
+# 7. AUC against availability time
 # --------------------------------------------------------------------------------------------
 
-def best_auc_series(P, event: str, family: str):
-    """Per prediction time, the best set of ``family`` for ``event``: arrays
-    (prediction_time, available_time, auc_mean, auc_std, feature names); NaN / None where no
-    set is computable."""
-    times = np.asarray(P["prediction_time"].values, dtype=float)
-    avail = np.full(times.size, np.nan)
-    mean = np.full(times.size, np.nan)
-    std = np.full(times.size, np.nan)
-    names = [None] * times.size
-    for k, t in enumerate(times):
-        name = best_feature(P, event, family, t)
-        if name is None:
-            continue
-        names[k] = name
-        at = dict(event=event, feature=name, prediction_time=t)
-        mean[k] = float(P["auc_mean"].sel(**at))
-        std[k] = float(P["auc_std"].sel(**at))
-        avail[k] = float(P["available_time"].sel(feature=name, prediction_time=t))
-    return times, avail, mean, std, names
-
-
 @_styled
-def auc_vs_time(predictions: Mapping, at: str = "available",
-                t_mark: float | None = HEADLINE_TIME) -> Figure:
-    """Figure 7: AUC of the best set of each feature family against prediction time (log x).
-
-    ``at="available"`` (default) places every point at the time its predictor is available
-    (``available_time``: t* for FTLE sets, t* + lag for lagged CLV sets), so curves compare
-    what is known at the same moment; ``at="prediction"`` uses t* itself. Colour = event,
-    line style / marker = family, error bars = std over folds, dotted line at AUC 0.5.
+def auc_vs_time(predictions: Mapping, t_mark: float | None = None,
+                families: Sequence[str] = ("baseline", "FTLE", "CLV", "combined")) -> Figure:
+    """Figure 7: AUC of the nested best predictor of each family against the time τ at which it
+    is AVAILABLE (log x), with its 95 % DeLong interval as a band; the baseline family is
+    drawn like the others. The Ginelli CLV set (``ginelli_all``) is drawn dashed, at the
+    prediction time t* it refers to, and labelled as an upper bound (it uses the future).
+    One row per (activation, event): E_low has its own panels (where it is reported).
+    Dotted lines: chance (AUC 0.5) and the headline time (``t_mark``, default from the
+    dataset attrs).
     """
-    if at not in ("available", "prediction"):
-        raise ValueError(f"at must be 'available' or 'prediction', got {at!r}")
-    fig, axs, panels = _grid_figure(predictions, panel_height=2.3, sharex=True, sharey=True,
-                                    extra_height=0.3)
+    fig, axs, panels, events, present = _event_grid(predictions, panel_height=2.2,
+                                                    extra_height=0.35)
     labels = {}
     ymin = 0.45
-    for key, ax in panels.items():
+    for (key, event), ax in panels.items():
         P = predictions[key]
         ax.set_xscale("log")
         ax.axhline(0.5, color="0.6", linestyle=":", linewidth=0.8)
-        _headline_line(ax, t_mark)
+        _headline_line(ax, headline_time(P, t_mark))
         drawn = False
-        for event in ("high", "low"):
-            for family in _families(P):
-                times, avail, mean, std, _ = best_auc_series(P, event, family)
-                x = avail if at == "available" else times
-                ok = np.isfinite(mean) & np.isfinite(x) & (x > 0)
-                style = _family_style(family)
-                label = f"{_EVENT_LABEL[event]} {family}"
-                labels[label] = Line2D([], [], color=CLASS_COLOURS[event], markersize=3.5,
-                                       **style, label=label)
-                if not ok.any():
-                    continue
-                drawn = True
-                ax.errorbar(x[ok], mean[ok], yerr=np.where(np.isfinite(std[ok]), std[ok], 0.0),
-                            color=CLASS_COLOURS[event], markersize=3.5, capsize=1.5,
-                            elinewidth=0.7, linewidth=1.0, **style)
-                ymin = min(ymin, float(np.nanmin(mean[ok] - np.nan_to_num(std[ok]))))
+        for family in families:
+            style = _family_style(family)
+            tau, mean, lo, hi, _ = best_series(P, event, family)
+            labels[family] = Line2D([], [], color=style["color"], marker=style["marker"],
+                                    linestyle=style["linestyle"], markersize=3.5,
+                                    label=f"best {family} (nested)")
+            ok = np.isfinite(mean) & (tau > 0)
+            if not ok.any():
+                continue
+            drawn = True
+            ax.fill_between(tau[ok], lo[ok], hi[ok], color=style["color"], alpha=0.15,
+                            linewidth=0)
+            ax.plot(tau[ok], mean[ok], color=style["color"], marker=style["marker"],
+                    linestyle=style["linestyle"], markersize=3.0, linewidth=1.0)
+            ymin = min(ymin, float(np.nanmin(lo[ok])))
+        if "ginelli_all" in set(np.asarray(P["feature"].values).astype(str)):
+            g = P["auc_mean"].sel(event=event, feature="ginelli_all")
+            x = np.asarray(P["prediction_time"].values, dtype=float)
+            y = _finite(g.values)
+            ok = np.isfinite(y) & (x > 0)
+            if ok.any():
+                ax.plot(x[ok], y[ok], color=GINELLI_COLOUR, linestyle="--", marker="x",
+                        markersize=3.5, linewidth=0.9)
+                labels["ginelli"] = Line2D([], [], color=GINELLI_COLOUR, linestyle="--",
+                                           marker="x", markersize=3.5,
+                                           label="Ginelli CLVs at $t^*$: upper bound "
+                                                 "(uses the future)")
+                ymin = min(ymin, float(np.nanmin(y[ok])))
         if not drawn:
             _note(ax, "no computable predictor")
     for ax in panels.values():
         ax.set_ylim(max(0.0, ymin - 0.03), 1.02)
-    xlabel = ("prediction time $t^*$ (when the predictor is available)" if at == "available"
-              else "prediction time $t^*$")
-    _outer_labels(axs, panels.values(), xlabel, "AUC")
+    for ax in panels.values():
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    _outer_labels(axs, present, "availability time τ (flow time)", "AUC [95 % CI]")
     handles = list(labels.values())
-    n_fam = len(handles) // 2
-    handles = [h for pair in zip(handles[:n_fam], handles[n_fam:]) for h in pair]
-    fig.legend(handles=handles, loc="outside lower center", ncol=max(n_fam, 1))
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3))
     return fig
 
 
@@ -841,14 +915,24 @@ def auc_vs_time(predictions: Mapping, at: str = "available",
 # --------------------------------------------------------------------------------------------
 
 @_styled
-def lag_accuracy(gathered: Mapping, t: float = HEADLINE_TIME) -> Figure:
+def lag_accuracy(gathered: Mapping, t: float | None = None, lag: int | None = None,
+                 vectors: Sequence[int] = (5, 6, 7, 8)) -> Figure:
     """Figure 8: median over networks of the angle between the fixed-lag CLV estimate and
     Ginelli's CLV, per CLV index, against the lag L (steps), at prediction time ``t``; log–log.
+    ``t`` defaults to the datasets' ``headline_time`` attribute, else the first prediction
+    time; the nearest stored prediction time is used (and named in the title).
 
-    Colour = CLV index (sequential map); CLVs 5–8 drawn thicker.
+    Colour = CLV index (sequential map); the CLVs ``vectors`` used by the CLV features drawn
+    thicker; dashed line at the convergence criterion CLV_CONVERGENCE_ANGLE, dotted line at
+    the features' lag ``lag`` (none if None).
     """
+    if t is None:
+        t = _gathered_headline(gathered)
+    if t is None:
+        t = float(np.asarray(next(iter(gathered.values()))["prediction_time"].values)[0])
     fig, axs, panels = _grid_figure(gathered, sharex=True, sharey=True, extra_height=0.3)
     d = max(int(G.sizes["exponent"]) for G in gathered.values())
+    t_used = t
     cmap = matplotlib.colormaps[SEQUENTIAL_CMAP]
     colours = {i: cmap(0.9 * (i - 1) / max(d - 1, 1)) for i in range(1, d + 1)}
     shown = set()
@@ -857,7 +941,9 @@ def lag_accuracy(gathered: Mapping, t: float = HEADLINE_TIME) -> Figure:
         ax.set_xscale("log")
         ax.set_yscale("log")
         lags = _positive(G["lag"].values)
-        err = _sel_close(G["clv_lag_error"], "prediction_time", t)
+        coord = np.asarray(G["prediction_time"].values, dtype=float)
+        t_used = float(coord[_nearest_index(coord, t)])
+        err = G["clv_lag_error"].sel(prediction_time=t_used)
         err = err.transpose("network", "lag", "exponent").values
         median = _positive(_silent(np.nanmedian, _finite(err), axis=0))  # (lag, exponent)
         drawn = False
@@ -868,17 +954,26 @@ def lag_accuracy(gathered: Mapping, t: float = HEADLINE_TIME) -> Figure:
             drawn = True
             shown.add(exponent)
             ax.plot(lags, y, color=colours.get(exponent, "k"), marker="o", markersize=2.5,
-                    linewidth=1.6 if 5 <= exponent <= 8 else 0.8)
+                    linewidth=1.6 if exponent in vectors else 0.8)
+        ax.axhline(CLV_CONVERGENCE_ANGLE, color="k", linestyle="--", linewidth=0.7)
+        if lag is not None:
+            ax.axvline(lag, color="k", linestyle=":", linewidth=0.9)
         if not drawn:
             _note(ax, "no lagged CLV estimate")
     _outer_labels(axs, panels.values(), "lag $L$ (steps)", "median angle to Ginelli CLV (rad)")
     handles = [Line2D([], [], color=colours[i], marker="o", markersize=2.5,
-                      linewidth=1.6 if 5 <= i <= 8 else 0.8, label=f"CLV {i}")
+                      linewidth=1.6 if i in vectors else 0.8, label=f"CLV {i}")
                for i in sorted(shown)]
+    handles.append(Line2D([], [], color="k", linestyle="--", linewidth=0.7,
+                          label=f"{CLV_CONVERGENCE_ANGLE:g} rad (converged)"))
+    if lag is not None:
+        handles.append(Line2D([], [], color="k", linestyle=":", linewidth=0.9,
+                              label=f"feature lag $L$ = {lag} steps"))
     if handles:
-        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 9),
+        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 6),
                    columnspacing=1.0, handlelength=1.5)
-    fig.suptitle(f"Fixed-lag CLV estimate vs Ginelli at $t^* = {t:g}$")
+    fig.suptitle(f"Fixed-lag CLV estimate vs Ginelli at $t^* = {t_used:g}$"
+                 + ("" if np.isclose(t_used, t) else f" (nearest to {t:g})"))
     return fig
 
 
@@ -888,37 +983,53 @@ def lag_accuracy(gathered: Mapping, t: float = HEADLINE_TIME) -> Figure:
 
 @_styled
 def early_stopping(predictions: Mapping, mark_threshold: float | None = 0.5,
-                   t_mark: float | None = HEADLINE_TIME) -> Figure:
+                   t_mark: float | None = None) -> Figure:
     """Figure 9: compute saved against the fraction of E_low runs stopped by mistake.
 
-    Runs with predicted P(E_high) above a threshold are stopped at t*; sweeping the threshold
-    traces one curve per t* (colour = t*, sequential map; the headline t* thicker). A dot marks
-    the threshold ``mark_threshold``. The x axis has a square-root scale, which spreads out the
-    interesting region of few lost runs while still showing 0.
+    At each prediction time t*, runs whose out-of-fold P(E_high) from the nested best of all
+    families available by t* exceeds a threshold are stopped at step n* = t*/η; sweeping the
+    threshold traces one curve per t* (colour = t*, sequential map; the headline t* — ``t_mark``,
+    default from the dataset attrs — thicker). A dot marks ``mark_threshold``. Grey dashed:
+    chance at the headline t* (stopping a random fraction f loses f of the E_low runs and saves
+    f (T − n*)/T); stars: the best possible point per t* (stop exactly the E_high runs: nothing
+    lost, frac_high (T − n*)/T saved). The x axis has a square-root scale.
     """
-    fig, axs, panels = _grid_figure(predictions, sharex=True, sharey=True, extra_height=0.3)
+    fig, axs, panels = _grid_figure(predictions, sharex=True, sharey=True, extra_height=0.35)
     times = sorted({float(t) for P in predictions.values()
                     for t in P["prediction_time"].values})
     cmap = matplotlib.colormaps[SEQUENTIAL_CMAP]
     colours = {t: cmap(0.9 * k / max(len(times) - 1, 1)) for k, t in enumerate(times)}
     shown = set()
+    heads = set()
     for key, ax in panels.items():
         P = predictions[key]
         ax.set_xscale("function", functions=(_sqrt, np.square))
         thresholds = np.asarray(P["threshold"].values, dtype=float)
+        ptimes = np.asarray(P["prediction_time"].values, dtype=float)
+        head = ptimes[_nearest_index(ptimes, headline_time(P, t_mark))]
+        heads.add(float(head))
+        if "stop_chance_slope" in P:
+            slope = float(P["stop_chance_slope"].sel(prediction_time=head))
+            f = np.linspace(0.0, 1.0, 101)
+            ax.plot(f, f * slope, color="0.5", linestyle="--", linewidth=0.8, zorder=1)
         drawn = False
-        for t in np.asarray(P["prediction_time"].values, dtype=float):
+        for t in ptimes:
             lost = _finite(P["stop_low_lost"].sel(prediction_time=t).values)
             saved = _finite(P["stop_compute_saved"].sel(prediction_time=t).values)
             ok = np.isfinite(lost) & np.isfinite(saved)
+            colour = colours[float(t)]
+            if "stop_best_saved" in P:
+                best = float(P["stop_best_saved"].sel(prediction_time=t))
+                if np.isfinite(best):
+                    ax.plot(0.0, best, marker="*", color=colour, markersize=6,
+                            markeredgecolor="k", markeredgewidth=0.3, zorder=5, clip_on=False)
             if not ok.any():
                 continue
             drawn = True
             shown.add(float(t))
-            headline = t_mark is not None and np.isclose(t, t_mark)
-            colour = colours[float(t)]
-            ax.plot(lost[ok], saved[ok], color=colour, linewidth=2.0 if headline else 1.0,
-                    zorder=3 if headline else 2)
+            is_head = np.isclose(t, head)
+            ax.plot(lost[ok], saved[ok], color=colour, linewidth=2.0 if is_head else 1.0,
+                    zorder=3 if is_head else 2)
             if mark_threshold is not None:
                 k = int(np.argmin(np.abs(thresholds - mark_threshold)))
                 if ok[k]:
@@ -936,14 +1047,18 @@ def early_stopping(predictions: Mapping, mark_threshold: float | None = 0.5,
     _outer_labels(axs, panels.values(), "fraction of $E_\\mathrm{low}$ runs stopped (lost)",
                   "compute saved (fraction of steps)")
     handles = [Line2D([], [], color=colours[t],
-                      linewidth=2.0 if t_mark is not None and np.isclose(t, t_mark) else 1.0,
+                      linewidth=2.0 if any(np.isclose(t, h) for h in heads) else 1.0,
                       label=f"$t^* = {t:g}$") for t in times if t in shown]
     if mark_threshold is not None and handles:
         handles.append(Line2D([], [], marker="o", color="0.5", markeredgecolor="k",
                               markeredgewidth=0.4, linestyle="none", markersize=3.5,
                               label=f"threshold {mark_threshold:g}"))
-    if handles:
-        fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 5))
+    handles.append(Line2D([], [], color="0.5", linestyle="--", linewidth=0.8,
+                          label="chance (random stopping, headline $t^*$)"))
+    handles.append(Line2D([], [], marker="*", color="0.5", markeredgecolor="k",
+                          markeredgewidth=0.3, linestyle="none", markersize=6,
+                          label=r"best possible (stop exactly $E_\mathrm{high}$)"))
+    fig.legend(handles=handles, loc="outside lower center", ncol=min(len(handles), 3))
     return fig
 
 
@@ -995,6 +1110,21 @@ def save(fig: Figure, path_stem, provenance: dict | None = None) -> tuple[Path, 
         fig.savefig(pdf, metadata={"CreationDate": None, "ModDate": None, "Producer": None,
                                    "Creator": None, **pdf_info}, facecolor="white")
     return png, pdf
+
+
+def figure_options(cfg: Mapping) -> dict[str, dict]:
+    """Keyword arguments of the figure functions that come from the study configuration
+    (headline time, CLV feature lag and vectors), by output stem."""
+    p = cfg["prediction"]
+    t, lag, vectors = float(p["headline_time"]), int(p["clv_lag"]), tuple(p["clv_vectors"])
+    return {
+        "fig3_ftle_spectra": {"t_mark": t},
+        "fig5_clv_angles": {"t_mark": t, "vectors": vectors},
+        "fig8_lag_accuracy": {"t": t, "lag": lag, "vectors": vectors},
+        "fig6_roc_curves": {"t": t},
+        "fig7_auc_vs_time": {"t_mark": t},
+        "fig9_early_stopping": {"t_mark": t},
+    }
 
 
 #: output stem → (figure function, input kind) for the workflow's figure script

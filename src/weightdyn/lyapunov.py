@@ -346,14 +346,16 @@ def _graded_left_multiply(R, L, B, acc):
         if m == -np.inf:  # a zero row of R: keep a direction, floor the size
             L[i] += LOG_FLOOR
             continue
+        for c in range(d):
+            acc[c] = 0.0
+        for j in range(i, d):
+            if R[i, j] != 0.0:
+                w = R[i, j] * math.exp(L[j] - m)
+                for c in range(d):
+                    acc[c] += w * B[j, c]
         norm = 0.0
         for c in range(d):
-            a = 0.0
-            for j in range(i, d):
-                if R[i, j] != 0.0:
-                    a += R[i, j] * math.exp(L[j] - m) * B[j, c]
-            acc[c] = a
-            norm += a * a
+            norm += acc[c] * acc[c]
         norm = math.sqrt(norm)
         if norm == 0.0:  # exact cancellation: keep a direction, floor the size
             L[i] = m + LOG_FLOOR

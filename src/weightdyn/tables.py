@@ -1,11 +1,16 @@
-"""The study's tables: class fractions, AUCs, and a short Markdown summary of both.
+"""The study's tables: class fractions, AUCs, and a short Markdown summary.
 
 * ``classes.csv``: activation, initialization, n, frac_low, frac_middle, frac_high,
   frac_diverged (diverged runs are part of frac_high);
 * ``auc.csv``: the rows of :func:`weightdyn.prediction.predict_combination` of every
-  combination (columns :data:`weightdyn.prediction.AUC_COLUMNS`; not computable: empty AUC);
-* ``summary.md``: both, condensed to the best FTLE and the best CLV predictor of each event at
-  the headline prediction time.
+  combination (columns :data:`weightdyn.prediction.AUC_COLUMNS`): ``kind`` = 'set' (every feature
+  set at every prediction time, with its 95 % DeLong interval) and 'best_available' (the nested
+  best of each family available by time τ = ``t`` = ``available_time``, with the paired DeLong
+  comparison against the baseline family's best at the same τ); not computable: empty AUC;
+* ``summary.md``: class fractions, and per combination and event the best-available table at
+  the headline time and at the first time a CLV predictor is available. Every AUC has its
+  interval; every "best" is the nested choice (never chosen on the folds that score it); the
+  Ginelli sets are labelled as an upper bound.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .prediction import AUC_COLUMNS, EVENTS
+from .prediction import AUC_COLUMNS, EVENTS, INDICATOR_FAMILIES
 
 
 def classes_table(gathered: Mapping[tuple[str, str], object]) -> pd.DataFrame:
@@ -31,23 +36,93 @@ def classes_table(gathered: Mapping[tuple[str, str], object]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def clv_convergence_table(gathered: Mapping[tuple[str, str], object], lag: int,
+                          vectors) -> pd.DataFrame:
+    """Per combination and prediction time t*: the median over valid networks of the angle
+    between the fixed-lag estimate (lag ``lag`` steps) and Ginelli's CLV, for each CLV in
+    ``vectors`` (columns ``clv_<i>``), and their maximum (``max_median_angle``, rad): the
+    CLV features are converged where it is below 0.05 rad."""
+    rows = []
+    for (act, init), G in gathered.items():
+        if lag not in G["lag"].values:
+            continue
+        err = G["clv_lag_error"].sel(lag=lag, exponent=list(vectors))
+        err = err.where(G["valid"] == 1).median("network")
+        for t in G["prediction_time"].values:
+            med = err.sel(prediction_time=t).values
+            rows.append(dict(activation=act, initialization=init, t=float(t),
+                             **{f"clv_{i}": float(m) for i, m in zip(vectors, med)},
+                             max_median_angle=float(np.nanmax(med)) if np.isfinite(med).any()
+                             else np.nan))
+    return pd.DataFrame(rows)
+
+
 def auc_table(frames) -> pd.DataFrame:
-    """All combinations' AUC rows in one table (columns AUC_COLUMNS)."""
-    return pd.concat(list(frames), ignore_index=True)[list(AUC_COLUMNS)]
+    """All combinations' AUC rows in one table (columns AUC_COLUMNS; absent columns empty)."""
+    return pd.concat(list(frames), ignore_index=True).reindex(columns=list(AUC_COLUMNS))
 
 
-def best_predictors(auc: pd.DataFrame, t: float) -> pd.DataFrame:
-    """Per combination and event, the computable FTLE and CLV feature set with the highest
-    mean AUC at prediction time ``t``."""
-    at = auc[np.isclose(auc["t"], t) & auc["computable"] & auc["family"].isin(["FTLE", "CLV"])]
-    best = at.loc[at.groupby(["activation", "initialization", "event", "family"],
-                             sort=False)["auc_mean"].idxmax()]
-    return best[["activation", "initialization", "event", "family", "feature", "auc_mean",
-                 "auc_std", "available_time", "n_positive", "n_negative"]]
+def _truthy(values) -> np.ndarray:
+    return np.asarray([str(v).strip().lower() in ("true", "1", "1.0") for v in values])
 
 
-def summary_markdown(classes: pd.DataFrame, auc: pd.DataFrame, t: float) -> str:
-    """Markdown summary: class fractions and the best predictors at the headline time ``t``."""
+def nearest(values, target: float) -> float | None:
+    """The value closest to ``target`` (None if there is none)."""
+    v = np.unique(np.asarray(values, dtype=float))
+    v = v[np.isfinite(v)]
+    return None if not v.size else float(v[int(np.argmin(np.abs(v - target)))])
+
+
+def best_available(auc: pd.DataFrame, tau: float) -> pd.DataFrame:
+    """The 'best_available' rows at availability time τ (float tolerance)."""
+    best = auc[auc["kind"] == "best_available"]
+    return best[np.isclose(best["t"].astype(float), tau, rtol=1e-9, atol=1e-12)]
+
+
+def first_clv_time(auc: pd.DataFrame, event: str = "high") -> float | None:
+    """First τ at which the nested best CLV predictor of ``event`` is computable."""
+    b = auc[(auc["kind"] == "best_available") & (auc["family"] == "CLV")
+            & (auc["event"] == event)]
+    b = b[_truthy(b["computable"])]
+    return None if b.empty else float(b["t"].astype(float).min())
+
+
+def _ci(r) -> str:
+    if not _truthy([r["computable"]])[0] or pd.isna(r["auc_mean"]):
+        return "n/a"
+    return f"{r['auc_mean']:.3f} [{r['auc_ci_low']:.3f}, {r['auc_ci_high']:.3f}]"
+
+
+def _cell(r, with_delta: bool) -> str:
+    text = _ci(r)
+    if text == "n/a":
+        return text
+    chosen = r.get("chosen")
+    if isinstance(chosen, str) and chosen:
+        text += f" {chosen}"
+    if with_delta and pd.notna(r.get("delta_vs_baseline")):
+        text += (f"; Δ {r['delta_vs_baseline']:+.3f} [{r['delta_ci_low']:+.3f}, "
+                 f"{r['delta_ci_high']:+.3f}], p = {r['p_vs_baseline']:.2g}")
+    return text
+
+
+def _ginelli_cell(sets: pd.DataFrame, tau: float) -> str:
+    g = sets[(sets["feature"] == "ginelli_all") & (sets["t"].astype(float) <= tau + 1e-12)]
+    if g.empty:
+        return "n/a"
+    r = g.loc[g["t"].astype(float).idxmax()]
+    return f"{_ci(r)} (ginelli_all at t* = {float(r['t']):g}; upper bound, uses the future)"
+
+
+def summary_markdown(classes: pd.DataFrame, auc: pd.DataFrame, t: float,
+                     min_middle_fraction: float = 0.01,
+                     convergence: pd.DataFrame | None = None, lag: int | None = None) -> str:
+    """Markdown summary: class fractions; per combination and event the nested best of each
+    family available by τ = the headline time ``t`` (the nearest τ present) and by the first
+    τ at which a CLV predictor is available, each AUC with its 95 % DeLong interval, the
+    paired DeLong difference to the baseline family's best, and the Ginelli upper bound; and,
+    given ``convergence`` (:func:`clv_convergence_table`), the convergence of the fixed-lag
+    CLVs the features use at lag ``lag``."""
     lines = ["# weightdyn: summary of the results", "",
              "## Outcome classes (fractions of the runs)", "",
              "| activation | initialization | n | low | middle | high | diverged |",
@@ -55,15 +130,64 @@ def summary_markdown(classes: pd.DataFrame, auc: pd.DataFrame, t: float) -> str:
     for r in classes.itertuples():
         lines.append(f"| {r.activation} | {r.initialization} | {r.n} | {r.frac_low:.3f} | "
                      f"{r.frac_middle:.3f} | {r.frac_high:.3f} | {r.frac_diverged:.3f} |")
-    lines += ["", f"## Best predictors at t* = {t:g} (cross-validated AUC, mean ± std)", "",
-              "CLV predictors use the fixed-lag estimate and are available only at t* + L "
-              "(column 'available at').", "",
-              "| activation | initialization | event | family | feature set | AUC | "
-              "available at | n+ / n− |", "|---|---|---|---|---|---|---:|---|"]
-    best = best_predictors(auc, t)
-    for event in EVENTS:
-        for r in best[best["event"] == event].itertuples():
-            lines.append(f"| {r.activation} | {r.initialization} | {event} | {r.family} | "
-                         f"{r.feature} | {r.auc_mean:.3f} ± {r.auc_std:.3f} | "
-                         f"{r.available_time:g} | {r.n_positive} / {r.n_negative} |")
+    lines += ["", "## Best predictor available by time τ (nested cross-validation)", "",
+              "AUC: mean over CV repeats of the pooled out-of-fold AUC [95 % DeLong interval]. "
+              "The best set of each family is chosen by inner cross-validation on each outer "
+              "training fold (never on the folds that score it); the set named is the most "
+              "frequent choice (folds in which it was chosen). Δ: paired DeLong difference to "
+              "the baseline family's best at the same τ on the same runs [95 % CI], p two-sided. "
+              "CLV predictors use the fixed-lag estimate and are available only at t* + L. "
+              "The Ginelli column is an upper bound, not a prediction: Ginelli CLVs use the "
+              "whole future of the run.", "",
+              "| activation | initialization | event | τ | baseline | FTLE | CLV | combined | "
+              "Ginelli bound |", "|---|---|---|---:|---|---|---|---|---|"]
+    notes = []
+    for c in classes.itertuples():
+        mine = auc[(auc["activation"] == c.activation) & (auc["initialization"] == c.initialization)]
+        for event in EVENTS:
+            ev = mine[mine["event"] == event]
+            if ev.empty:
+                if event == "low":
+                    n_mid = int(round(c.frac_middle * c.n))
+                    notes.append(
+                        f"{c.activation}, {c.initialization}: E_low is not reported, because the "
+                        f"middle class holds {n_mid} of {c.n} runs ({c.frac_middle:.2%}, below "
+                        f"{min_middle_fraction:.0%}), so E_low is the complement of E_high up "
+                        "to those runs.")
+                continue
+            best_rows = ev[ev["kind"] == "best_available"]
+            if best_rows.empty:
+                continue
+            taus = []
+            head = nearest(best_rows["t"], t)
+            if head is not None:
+                taus.append(head)
+            clv = first_clv_time(ev, event)
+            if clv is not None and (head is None or not np.isclose(clv, head)):
+                taus.append(clv)
+            sets = ev[ev["kind"] == "set"]
+            for tau in taus:
+                at = best_available(ev, tau).set_index("family")
+                cells = []
+                for fam in ("baseline",) + tuple(INDICATOR_FAMILIES):
+                    cells.append(_cell(at.loc[fam], fam != "baseline") if fam in at.index
+                                 else "n/a")
+                lines.append(f"| {c.activation} | {c.initialization} | {event} | {tau:g} | "
+                             + " | ".join(cells) + f" | {_ginelli_cell(sets, tau)} |")
+    if notes:
+        lines += [""] + [f"* {n}" for n in notes]
+    if convergence is not None and not convergence.empty:
+        vec = [c for c in convergence.columns if c.startswith("clv_")]
+        lines += ["", f"## Convergence of the fixed-lag CLVs (lag L = {lag} steps)", "",
+                  "Median over valid networks of the angle (rad) between the fixed-lag estimate "
+                  "and Ginelli's CLV, for the CLVs the CLV features use; converged: below "
+                  "0.05 rad.", "",
+                  "| activation | initialization | t* | " + " | ".join(
+                      f"CLV {c[4:]}" for c in vec) + " | converged |",
+                  "|---|---|---:|" + "---:|" * len(vec) + "---|"]
+        for r in convergence.itertuples(index=False):
+            row = r._asdict()
+            lines.append(f"| {r.activation} | {r.initialization} | {r.t:g} | "
+                         + " | ".join(f"{row[c]:.3f}" for c in vec)
+                         + f" | {'yes' if r.max_median_angle < 0.05 else 'no'} |")
     return "\n".join(lines) + "\n"

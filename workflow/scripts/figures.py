@@ -23,8 +23,10 @@ with script_logging(snakemake.log[0], snakemake.rule) as log:
     inputs = {"gathered": by_combination(snakemake.input.gathered),
               "prediction": by_combination(snakemake.input.predictions)}
     stamp = provenance(snakemake.config, snakemake.rule)
+    options = figures.figure_options(snakemake.config)
     for png in snakemake.output.png:
         name = Path(png).stem
         plot, kind = figures.FIGURES[name]
-        figures.save(plot(inputs[kind]), Path(png).with_suffix(""), stamp)
+        figures.save(plot(inputs[kind], **options.get(name, {})), Path(png).with_suffix(""),
+                     stamp)
         log.info("wrote %s (.png, .pdf)", name)

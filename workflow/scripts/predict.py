@@ -15,9 +15,16 @@ from weightdyn.prediction import AUC_COLUMNS, predict_combination
 from weightdyn.runlog import script_logging
 
 with script_logging(snakemake.log[0], snakemake.rule) as log:
-    gathered = read_dataset(snakemake.input[0], ("final_loss", "ftle_at", "clv_angle_lagged"))
+    gathered = read_dataset(snakemake.input[0], ("final_loss", "ftle_at", "loss_at",
+                                                 "log_loss_slope_at", "gradient_norm_at",
+                                                 "theta0", "clv_angle_lagged",
+                                                 "clv_growth_lagged"))
     ds, rows = predict_combination(gathered, snakemake.config)
     ds.attrs.update(provenance(snakemake.config, "predict"))
     write_dataset(ds, snakemake.output.dataset)
     pd.DataFrame(rows, columns=AUC_COLUMNS).to_csv(snakemake.output.table, index=False)
-    log.info("%d AUC rows, %d computable", len(rows), sum(r["computable"] for r in rows))
+    log.info("%d AUC rows (%d best-available), %d computable", len(rows),
+             sum(r["kind"] == "best_available" for r in rows),
+             sum(bool(r["computable"]) for r in rows))
+    if ds.attrs.get("e_low_note"):
+        log.info("%s", ds.attrs["e_low_note"])

@@ -13,19 +13,22 @@ import pandas as pd
 
 from weightdyn.chunkio import provenance, read_dataset
 from weightdyn.runlog import script_logging
-from weightdyn.tables import auc_table, classes_table, summary_markdown
+from weightdyn.tables import auc_table, classes_table, clv_convergence_table, summary_markdown
 
 with script_logging(snakemake.log[0], snakemake.rule) as log:
     gathered = {}
     for path in snakemake.input.gathered:
-        G = read_dataset(path, ("outcome", "diverged"))
+        G = read_dataset(path, ("outcome", "diverged", "clv_lag_error", "valid"))
         gathered[G.attrs["activation"], G.attrs["initialization"]] = G
     classes = classes_table(gathered)
     auc = auc_table(pd.read_csv(path) for path in snakemake.input.predictions)
     classes.to_csv(snakemake.output.classes, index=False)
     auc.to_csv(snakemake.output.auc, index=False)
-    headline = float(snakemake.config["prediction"]["headline_time"])
-    Path(snakemake.output.summary).write_text(summary_markdown(classes, auc, headline))
+    pcfg = snakemake.config["prediction"]
+    convergence = clv_convergence_table(gathered, int(pcfg["clv_lag"]), pcfg["clv_vectors"])
+    Path(snakemake.output.summary).write_text(summary_markdown(
+        classes, auc, float(pcfg["headline_time"]), float(pcfg["min_middle_fraction"]),
+        convergence, int(pcfg["clv_lag"])))
     stamp = provenance(snakemake.config, snakemake.rule)
     stamp["config"] = json.loads(stamp.pop("config_json"))
     stamp["inputs"] = list(snakemake.input)
