@@ -1,10 +1,14 @@
-"""Benchmark of the per-chunk Lyapunov analysis (Benettin + Ginelli + fixed-lag CLVs).
+"""Benchmark of the per-chunk Lyapunov analysis (Benettin + Ginelli + fixed-lag CLVs +
+frame-invariant FTLEs).
 
 Times :func:`weightdyn.lyapunov.analyse_chunk` on a synthetic chunk of near-identity
-propagators M_k = J_{5k+4} ⋯ J_{5k}, J = I − η H(t) with symmetric time-varying H (stored as
-float32, like the simulation's chunks), against the same work done in plain NumPy: batched over
-networks (loop over strides) and per network (a loop over networks, timed on a subset and
-extrapolated linearly).
+propagators M_k = J_{5k+4} ⋯ J_{5k}, J = I − η H(t) with symmetric time-varying H (float64,
+like the simulation's chunks), with the lags, prediction times and output stride of
+config.yaml, against the same work done in plain NumPy: batched over networks (loop over
+strides) and per network (a loop over networks, timed on a subset and extrapolated linearly).
+The NumPy baselines get the frame-invariant FTLEs (1/t) ln σ_i(M(t, 0)) the plain way, by SVD
+of the explicitly formed product: the same work count, but not the same accuracy (the formed
+product loses the small σ_i once its condition number passes ~1e12).
 
     python benchmarks/bench_lyapunov.py            # default chunk, 500 × 600
     python benchmarks/bench_lyapunov.py --small    # 50 × 600, quick check
@@ -31,20 +35,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 from weightdyn import lyapunov as ly  # noqa: E402
 from timing import best_time  # noqa: E402  (benchmarks/timing.py)
 
-CFG = {
-    "seed": 20250508,
-    "lyapunov": {"forward_transient": 0, "backward_transient": 100, "window": 20,
-                 "lags": [5, 10, 20, 50, 100], "tangency_threshold": 0.1,
-                 "output_stride": 20},
-    "prediction": {"times": [0.005, 0.010, 0.015, 0.025, 0.05, 0.1, 0.2, 0.5]},
-}  # fmt: skip
+import yaml  # noqa: E402
+
+CFG = yaml.safe_load((Path(__file__).resolve().parents[1] / "config.yaml").read_text())
 ETA, STRIDE = 1e-3, 5
 
 
 def synthetic_chunk(networks: int, strides: int, d: int = 9, seed: int = 0) -> xr.Dataset:
     rng = np.random.default_rng(seed)
     B0, B1 = rng.standard_normal((2, networks, d, d)) * 30.0
-    M = np.empty((networks, strides, d, d), np.float32)
+    M = np.empty((networks, strides, d, d))
     eye = np.eye(d)
     for k in range(strides):
         P = np.broadcast_to(eye, (networks, d, d))
@@ -73,9 +73,37 @@ def _angles(C, i, j):
     return np.arccos(np.clip(np.abs(np.sum(C[..., :, i] * C[..., :, j], axis=-2)), 0.0, 1.0))
 
 
+def ftle_counts(K):
+    """Stride counts of the frame-invariant FTLEs of analyse_chunk: every output_stride-th
+    stride end, the prediction times and the end of the run."""
+    dt = STRIDE * ETA
+    pred = np.rint(np.array(CFG["prediction"]["times"]) / dt).astype(int)
+    ends = np.arange(1, K + 1)
+    return np.union1d(np.union1d(ends[ends % CFG["lyapunov"]["output_stride"] == 0], pred), [K])
+
+
+def numpy_svd_ftle(M, counts):
+    """ln σ_i of the explicitly formed cumulative products (batched over networks; the product
+    is renormalised every stride, its log-norm carried along, so that it does not overflow)."""
+    P = np.broadcast_to(np.eye(M.shape[-1]), M[:, 0].shape)
+    log_scale = np.zeros(M.shape[0])
+    out = []
+    for k in range(M.shape[1]):
+        P = M[:, k] @ P
+        norm = np.linalg.norm(P, axis=(-2, -1))
+        P = P / norm[:, None, None]
+        log_scale += np.log(norm)
+        if k + 1 in counts:  # the small σ of the formed product underflow to 0: ln → −inf
+            with np.errstate(divide="ignore"):
+                out.append(np.log(np.linalg.svd(P, compute_uv=False)) + log_scale[:, None])
+    return out
+
+
 def numpy_batched(M, pred, lags, frame, start):
-    """Benettin, Ginelli (angles, growth) and fixed-lag estimates, vectorised over networks."""
+    """Benettin, Ginelli (angles, growth), fixed-lag estimates and frame-invariant FTLEs,
+    vectorised over networks."""
     S, K, d = M.shape[:3]
+    svd_ftle = numpy_svd_ftle(M, ftle_counts(K))
     i, j = np.triu_indices(d, 1)
     Q = np.broadcast_to(frame, (S, d, d))
     R = np.empty((S, K, d, d))
@@ -101,7 +129,7 @@ def numpy_batched(M, pred, lags, frame, start):
             for m in range(k + L, k, -1):
                 C = back(C, m)
             lagged.append((_angles(C, i, j), np.log(np.linalg.norm(R[:, k] @ C, axis=-2))))
-    return local, angle, growth, lagged
+    return local, angle, growth, lagged, svd_ftle
 
 
 def numpy_per_network(M, pred, lags, frame, start):
@@ -134,7 +162,7 @@ def numpy_per_network(M, pred, lags, frame, start):
                 for m in range(k + L, k, -1):
                     C = back(C, m)
                 lagged.append((_angles(C, i, j), np.log(np.linalg.norm(Rs[k] @ C, axis=0))))
-        results.append((local, angle, growth, lagged))
+        results.append((local, angle, growth, lagged, numpy_svd_ftle(M[s:s + 1], ftle_counts(K))))
     return results
 
 
@@ -159,13 +187,13 @@ def main():
     frame = ly.random_orthogonal(M.shape[2], CFG["seed"])
     work = S * K
     print(f"chunk: {S} networks x {K} strides of {M.shape[2]}x{M.shape[2]} {M.dtype} propagators; "
-          f"Benettin + Ginelli + fixed-lag at {pred.size} prediction times x {lags.size} lags")
+          f"Benettin + Ginelli + fixed-lag at {pred.size} prediction times x {lags.size} lags "
+          f"+ frame-invariant FTLEs at {ftle_counts(K).size} times")
 
     # NumPy first: OpenMP threads left spinning by a numba parallel region slow NumPy down.
-    batched = best_time(numpy_batched, M.astype(np.float64), pred, lags, frame, start)
+    batched = best_time(numpy_batched, M, pred, lags, frame, start)
     n_loop = min(args.loop_networks, S)
-    loop = best_time(numpy_per_network, M[:n_loop].astype(np.float64), pred, lags, frame,
-                 start) * S / n_loop
+    loop = best_time(numpy_per_network, M[:n_loop], pred, lags, frame, start) * S / n_loop
     first = best_time(ly.analyse_chunk, sim, CFG)
     compiled = best_time(ly.analyse_chunk, sim, CFG, repeats=3)
 

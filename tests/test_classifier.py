@@ -7,7 +7,8 @@ from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.naive_bayes import GaussianNB
 
 from weightdyn.classifier import (
-    FPR_GRID, auc, cv_set_scores, delong_paired, delong_placements, delong_variance,
+    FPR_GRID, auc, cv_set_scores, delong_paired, delong_paired_repeats, delong_placements,
+    delong_variance,
     gnb_fit, gnb_joint_log_likelihood, gnb_log_odds, midranks, nb_terms, nested_best,
     roc_on_grid, standardise, stratified_splits, summarise_scores,
 )
@@ -114,6 +115,24 @@ def test_paired_delong():
         b = rng.normal(size=300) + 0.7 * yy
         ps.append(delong_paired(a, b, yy).p_value)
     assert 0.01 <= np.mean(np.array(ps) < 0.05) <= 0.10
+
+
+def test_paired_delong_over_repeats_is_the_difference_of_the_mean_aucs():
+    rng = np.random.default_rng(8)
+    y = rng.random(600) < 0.3
+    a = rng.normal(size=(4, 600)) + 1.0 * y            # four CV repeats of two predictors
+    b = rng.normal(size=(4, 600)) + 0.6 * y
+    res = delong_paired_repeats(a, b, y)
+    mean_a = np.mean([auc(r, y) for r in a])
+    mean_b = np.mean([auc(r, y) for r in b])
+    assert res.delta == pytest.approx(mean_a - mean_b, abs=1e-12)
+    per_repeat = [delong_paired(ra, rb, y) for ra, rb in zip(a, b)]
+    assert res.se == pytest.approx(np.sqrt(np.mean([t.se ** 2 for t in per_repeat])))
+    assert res.ci_low < res.delta < res.ci_high and res.p_value < 0.01
+    one = delong_paired_repeats(a[:1], b[:1], y)                   # one repeat: plain DeLong
+    assert one.delta == pytest.approx(per_repeat[0].delta) and one.se == per_repeat[0].se
+    with pytest.raises(ValueError, match="shapes differ"):
+        delong_paired_repeats(a, b[:2], y)
 
 
 def test_roc_on_grid_matches_sklearn():

@@ -10,7 +10,7 @@ import xarray as xr
 from weightdyn.prediction import AUC_COLUMNS, predict_combination
 from weightdyn.tables import (
     auc_table, best_available, classes_table, clv_convergence_table, first_clv_time, nearest,
-    summary_markdown,
+    stability_table, summary_markdown,
 )
 
 
@@ -117,3 +117,27 @@ def test_clv_convergence_table_and_summary_section():
     assert "lag L = 300 steps" in text
     assert "| tanh | normal | 0.015 | 0.020 | 0.300 | no |" in text
     assert "| tanh | normal | 0.1 | 0.001 | 0.001 | yes |" in text
+
+
+def test_stability_table_by_class():
+    """Whole-run Λ_1 and tangency frequency of the chosen CLV pairs, per class (valid runs)."""
+    lam = np.zeros((5, 3))
+    lam[:, 0] = [-1.0, -3.0, 0.2, 0.9, 5.0]
+    tang = np.zeros((5, 3))                               # pairs 1-2, 1-3, 2-3
+    tang[:, 2] = [0.0, 0.0, 0.1, 0.3, 0.9]
+    G = xr.Dataset(
+        {"lyapunov_exponent": (("network", "exponent"), lam),
+         "clv_tangency_fraction": (("network", "pair"), tang),
+         "outcome": ("network", [0, 0, 2, 2, 2]), "valid": ("network", [1, 1, 1, 1, 0])},
+        coords={"exponent": [1, 2, 3], "pair": ["1-2", "1-3", "2-3"]})
+    table = stability_table({("tanh", "normal"): G}, [2, 3]).set_index("outcome")
+    assert table.loc["low", "n"] == 2 and table.loc["high", "n"] == 2      # invalid run left out
+    assert table.loc["low", "lyapunov_1_median"] == -2.0
+    assert table.loc["high", "lyapunov_1_median"] == pytest.approx(0.55)
+    assert table.loc["high", "frac_lyapunov_1_positive"] == 1.0
+    assert table.loc["high", "frac_lyapunov_1_above_0_5"] == 0.5
+    assert table.loc["high", "tangency_frequency"] == pytest.approx(0.2)   # pair 2-3 only
+    text = summary_markdown(classes_table({("tanh", "normal"): G.assign(
+        diverged=("network", [0] * 5))}), pd.DataFrame(columns=AUC_COLUMNS), 0.015,
+        stability=stability_table({("tanh", "normal"): G}, [2, 3]))
+    assert "| tanh | normal | high | 2 | +0.550 [+0.375, +0.725] | 1.000 | 0.500 | 0.2000 |" in text

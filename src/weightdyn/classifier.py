@@ -252,6 +252,24 @@ def delong_paired(score_a, score_b, y) -> PairedDeLong:
                         delta + Z95 * se, p)
 
 
+def delong_paired_repeats(oof_a, oof_b, y) -> PairedDeLong:
+    """Paired comparison of two predictors scored by repeated CV on the same runs, with the
+    definitions of :func:`summarise_scores`: ``oof_a``, ``oof_b`` (R, n) out-of-fold scores of
+    R repeats. Δ = mean over repeats of (AUC_a,r − AUC_b,r) = auc_mean_a − auc_mean_b,
+    SE = √(mean over repeats of the paired DeLong variance of AUC_a,r − AUC_b,r), 95 % CI
+    Δ ± 1.96 SE, p = 2Φ(−|Δ|/SE)."""
+    oof_a, oof_b = np.atleast_2d(oof_a), np.atleast_2d(oof_b)
+    if oof_a.shape != oof_b.shape:
+        raise ValueError(f"score shapes differ: {oof_a.shape} and {oof_b.shape}")
+    tests = [delong_paired(a, b, y) for a, b in zip(oof_a, oof_b)]
+    auc_a = float(np.mean([t.auc_a for t in tests]))
+    auc_b = float(np.mean([t.auc_b for t in tests]))
+    delta = auc_a - auc_b
+    se = float(np.sqrt(np.mean([t.se ** 2 for t in tests])))
+    p = float(2 * ndtr(-abs(delta) / se)) if se > 0 else (1.0 if delta == 0 else 0.0)
+    return PairedDeLong(auc_a, auc_b, delta, se, delta - Z95 * se, delta + Z95 * se, p)
+
+
 def roc_on_grid(scores, y, grid=FPR_GRID) -> np.ndarray:
     """TPR of the ROC curve (thresholds at the distinct scores, ties as one step, linear
     between the vertices as ``sklearn.metrics.roc_curve``) evaluated on the FPR ``grid``."""

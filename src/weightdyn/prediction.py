@@ -39,11 +39,13 @@ CV on each outer training fold picks the set with the highest inner AUC; it is f
 outer training fold and scores the outer test fold. The pseudo-predictor's out-of-fold scores
 are summarised like a set's. All families at one τ are scored on the same runs U_τ (those with
 finite values of every candidate at τ), so each indicator family's best is compared with the
-baseline family's best by the paired DeLong test on the repeat-mean out-of-fold log-odds
-(Δ AUC, its 95 % CI, two-sided p). The family ``all`` (best of every candidate) feeds early
+baseline family's best by the paired DeLong test, repeat by repeat
+(:func:`weightdyn.classifier.delong_paired_repeats`: Δ = difference of the two auc_mean, its
+95 % CI from the mean paired variance, two-sided p). The family ``all`` (best of every candidate) feeds early
 stopping. The nested part uses the same ``repeats`` outer repeats. Cost: 8000 runs × 8 times
-× d = 9, 10 × 5 folds: ≈ 17 s (E_high only) / ≈ 33 s (both events) on one core. BLAS is limited to one thread (its
-threads only add overhead to these small products and oversubscribe a busy machine).
+× d = 9, 10 × 5 folds: ≈ 17 s (E_high only) / ≈ 33 s (both events) on one core. BLAS is
+limited to one thread (its threads only add overhead to these small products and
+oversubscribe a busy machine).
 
 Computability rules (a set that breaks one is reported with ``computable=False`` and a
 ``reason``, never raised, never as NaN): at least one feature; runs with a non-finite feature
@@ -70,7 +72,7 @@ from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
 from .classifier import (
-    FPR_GRID, cv_set_scores, delong_paired, nested_best, summarise_many, summarise_scores,
+    FPR_GRID, cv_set_scores, delong_paired_repeats, nested_best, summarise_many, summarise_scores,
 )
 
 LOW, MIDDLE, HIGH = 0, 1, 2
@@ -598,7 +600,7 @@ def _predict_combination(gathered, cfg: dict):
                     _, cname, ct = cands[groups[fam][top]]
                     res.update(computable=True, auc_mean=sm.auc_mean, auc_std=sm.auc_std,
                                auc_ci_low=sm.auc_ci_low, auc_ci_high=sm.auc_ci_high,
-                               tpr=sm.mean_tpr, score=oof.mean(axis=0),
+                               tpr=sm.mean_tpr, oof=oof, score=oof.mean(axis=0),
                                chosen=f"{_label(cname, ct)} ({n_top}/{nb.choice[fam].size} "
                                       "folds)",
                                chosen_fraction=n_top / nb.choice[fam].size)
@@ -607,7 +609,7 @@ def _predict_combination(gathered, cfg: dict):
             for fam in INDICATOR_FAMILIES:
                 res = fam_res[fam]
                 if res["computable"] and base["computable"]:
-                    pd_ = delong_paired(res["score"], base["score"], y)
+                    pd_ = delong_paired_repeats(res["oof"], base["oof"], y)
                     res.update(delta=pd_.delta, delta_ci_low=pd_.ci_low,
                                delta_ci_high=pd_.ci_high, p=pd_.p_value)
             if event == "high" and fam_res["all"]["computable"]:

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .prediction import AUC_COLUMNS, EVENTS, INDICATOR_FAMILIES
+from .prediction import AUC_COLUMNS, EVENTS, HIGH, INDICATOR_FAMILIES, LOW
 
 
 def classes_table(gathered: Mapping[tuple[str, str], object]) -> pd.DataFrame:
@@ -54,6 +54,30 @@ def clv_convergence_table(gathered: Mapping[tuple[str, str], object], lag: int,
                              **{f"clv_{i}": float(m) for i, m in zip(vectors, med)},
                              max_median_angle=float(np.nanmax(med)) if np.isfinite(med).any()
                              else np.nan))
+    return pd.DataFrame(rows)
+
+
+def stability_table(gathered: Mapping[tuple[str, str], object], vectors) -> pd.DataFrame:
+    """Per combination and outcome class (valid runs of the low and high classes): the median
+    and quartiles of the whole-run Λ_1, the fraction of runs with Λ_1 > 0 and with Λ_1 > 0.5
+    (beyond the round-off spread of the tanh high-loss runs, docs/conditioning.md), and the
+    mean tangency frequency of the CLV pairs among ``vectors`` (paper claim 1)."""
+    rows = []
+    for (act, init), G in gathered.items():
+        lam1 = G["lyapunov_exponent"].sel(exponent=1).values
+        pairs = [p for p in G["pair"].values
+                 if all(int(k) in set(vectors) for k in str(p).split("-"))]
+        tangency = G["clv_tangency_fraction"].sel(pair=pairs).mean("pair").values
+        for code, name in ((LOW, "low"), (HIGH, "high")):
+            m = (G["outcome"].values == code) & (G["valid"].values == 1)
+            if not m.any():
+                continue
+            q = np.quantile(lam1[m], [0.25, 0.5, 0.75])
+            rows.append(dict(activation=act, initialization=init, outcome=name, n=int(m.sum()),
+                             lyapunov_1_q25=q[0], lyapunov_1_median=q[1], lyapunov_1_q75=q[2],
+                             frac_lyapunov_1_positive=float(np.mean(lam1[m] > 0)),
+                             frac_lyapunov_1_above_0_5=float(np.mean(lam1[m] > 0.5)),
+                             tangency_frequency=float(np.nanmean(tangency[m]))))
     return pd.DataFrame(rows)
 
 
@@ -116,13 +140,15 @@ def _ginelli_cell(sets: pd.DataFrame, tau: float) -> str:
 
 def summary_markdown(classes: pd.DataFrame, auc: pd.DataFrame, t: float,
                      min_middle_fraction: float = 0.01,
-                     convergence: pd.DataFrame | None = None, lag: int | None = None) -> str:
+                     convergence: pd.DataFrame | None = None, lag: int | None = None,
+                     stability: pd.DataFrame | None = None) -> str:
     """Markdown summary: class fractions; per combination and event the nested best of each
     family available by τ = the headline time ``t`` (the nearest τ present) and by the first
     τ at which a CLV predictor is available, each AUC with its 95 % DeLong interval, the
     paired DeLong difference to the baseline family's best, and the Ginelli upper bound; and,
     given ``convergence`` (:func:`clv_convergence_table`), the convergence of the fixed-lag
-    CLVs the features use at lag ``lag``."""
+    CLVs the features use at lag ``lag``; given ``stability`` (:func:`stability_table`), the
+    whole-run stability by class."""
     lines = ["# weightdyn: summary of the results", "",
              "## Outcome classes (fractions of the runs)", "",
              "| activation | initialization | n | low | middle | high | diverged |",
@@ -176,6 +202,20 @@ def summary_markdown(classes: pd.DataFrame, auc: pd.DataFrame, t: float,
                              + " | ".join(cells) + f" | {_ginelli_cell(sets, tau)} |")
     if notes:
         lines += [""] + [f"* {n}" for n in notes]
+    if stability is not None and not stability.empty:
+        lines += ["", "## Whole-run stability by class", "",
+                  "Λ_1 = (1/T) ln σ_1 of the whole run's tangent propagator (frame-invariant), "
+                  "median [quartiles]; tangency frequency: mean over runs and over the pairs of "
+                  "the CLVs the CLV features use of the fraction of converged times with angle "
+                  "below the tangency threshold. The sign of Λ_1 is not determined by float64 "
+                  "arithmetic for most high-loss tanh runs (docs/conditioning.md).", "",
+                  "| activation | initialization | class | n | Λ_1 | Λ_1 > 0 | Λ_1 > 0.5 | "
+                  "tangency frequency |", "|---|---|---|---:|---|---:|---:|---:|"]
+        for r in stability.itertuples(index=False):
+            lines.append(f"| {r.activation} | {r.initialization} | {r.outcome} | {r.n} | "
+                         f"{r.lyapunov_1_median:+.3f} [{r.lyapunov_1_q25:+.3f}, "
+                         f"{r.lyapunov_1_q75:+.3f}] | {r.frac_lyapunov_1_positive:.3f} | "
+                         f"{r.frac_lyapunov_1_above_0_5:.3f} | {r.tangency_frequency:.4f} |")
     if convergence is not None and not convergence.empty:
         vec = [c for c in convergence.columns if c.startswith("clv_")]
         lines += ["", f"## Convergence of the fixed-lag CLVs (lag L = {lag} steps)", "",

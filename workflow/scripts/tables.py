@@ -13,12 +13,15 @@ import pandas as pd
 
 from weightdyn.chunkio import provenance, read_dataset
 from weightdyn.runlog import script_logging
-from weightdyn.tables import auc_table, classes_table, clv_convergence_table, summary_markdown
+from weightdyn.tables import (
+    auc_table, classes_table, clv_convergence_table, stability_table, summary_markdown,
+)
 
 with script_logging(snakemake.log[0], snakemake.rule) as log:
     gathered = {}
     for path in snakemake.input.gathered:
-        G = read_dataset(path, ("outcome", "diverged", "clv_lag_error", "valid"))
+        G = read_dataset(path, ("outcome", "diverged", "clv_lag_error", "valid",
+                                "lyapunov_exponent", "clv_tangency_fraction"))
         gathered[G.attrs["activation"], G.attrs["initialization"]] = G
     classes = classes_table(gathered)
     auc = auc_table(pd.read_csv(path) for path in snakemake.input.predictions)
@@ -28,7 +31,7 @@ with script_logging(snakemake.log[0], snakemake.rule) as log:
     convergence = clv_convergence_table(gathered, int(pcfg["clv_lag"]), pcfg["clv_vectors"])
     Path(snakemake.output.summary).write_text(summary_markdown(
         classes, auc, float(pcfg["headline_time"]), float(pcfg["min_middle_fraction"]),
-        convergence, int(pcfg["clv_lag"])))
+        convergence, int(pcfg["clv_lag"]), stability_table(gathered, pcfg["clv_vectors"])))
     stamp = provenance(snakemake.config, snakemake.rule)
     stamp["config"] = json.loads(stamp.pop("config_json"))
     stamp["inputs"] = list(snakemake.input)
