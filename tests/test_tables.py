@@ -97,26 +97,29 @@ def test_summary_from_real_prediction_rows(config):
 
 
 def test_clv_convergence_table_and_summary_section():
-    """Median (over valid networks) angle of the fixed-lag CLVs to Ginelli's, per t*."""
+    """Per lag, the median (over valid networks) angle of each fixed-lag CLV to Ginelli's at
+    the worst prediction time; the summary marks the features' lag and judges their CLVs."""
     err = np.zeros((4, 2, 2, 3))                        # network, lag, prediction_time, exponent
     err[:, 1, 0, :] = [[0.01, 0.2, 0.0], [0.03, 0.4, 0.0], [0.02, 0.3, 0.0], [9.0, 9.0, 9.0]]
     err[:, 1, 1, :] = 0.001
+    err[:, 0, :, :] = 1.0
     G = xr.Dataset(
         {"clv_lag_error": (("network", "lag", "prediction_time", "exponent"), err),
          "valid": ("network", [1, 1, 1, 0])},
         coords={"lag": [10, 300], "prediction_time": [0.015, 0.1], "exponent": [1, 2, 3]})
-    table = clv_convergence_table({("tanh", "normal"): G}, 300, [1, 2])
-    assert list(table.columns) == ["activation", "initialization", "t", "clv_1", "clv_2",
-                                   "max_median_angle"]
-    np.testing.assert_allclose(table[["clv_1", "clv_2"]].values, [[0.02, 0.3], [0.001, 0.001]])
-    np.testing.assert_allclose(table["max_median_angle"], [0.3, 0.001])
-    assert clv_convergence_table({("tanh", "normal"): G}, 20, [1]).empty   # lag not analysed
+    table = clv_convergence_table({("tanh", "normal"): G})
+    assert list(table.columns) == ["activation", "initialization", "lag", "clv_1", "clv_2",
+                                   "clv_3"]
+    np.testing.assert_allclose(table[["clv_1", "clv_2", "clv_3"]].values,
+                               [[1.0, 1.0, 1.0], [0.02, 0.3, 0.001]])   # worst t*, valid only
     classes = classes_table({("tanh", "normal"): gathered([0, 2, 2, 0], [0, 0, 0, 0])})
-    text = summary_markdown(classes, pd.DataFrame(columns=AUC_COLUMNS), 0.015,
-                            convergence=table, lag=300)
-    assert "lag L = 300 steps" in text
-    assert "| tanh | normal | 0.015 | 0.020 | 0.300 | no |" in text
-    assert "| tanh | normal | 0.1 | 0.001 | 0.001 | yes |" in text
+    empty = pd.DataFrame(columns=AUC_COLUMNS)
+    text = summary_markdown(classes, empty, 0.015, convergence=table, lag=300, clv_vectors=[1, 3])
+    assert "CLVs 1, 3 at L = 300 steps" in text
+    assert "| tanh | normal | 300* | 0.020 | 0.300 | 0.001 | yes |" in text
+    assert "| tanh | normal | 10 | 1.000 | 1.000 | 1.000 | no |" in text
+    text = summary_markdown(classes, empty, 0.015, convergence=table, lag=300, clv_vectors=[2])
+    assert "| tanh | normal | 300* | 0.020 | 0.300 | 0.001 | no |" in text
 
 
 def test_stability_table_by_class():

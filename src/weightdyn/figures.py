@@ -38,6 +38,8 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import NullFormatter
 
+from .prediction import CLV_CONVERGENCE_ANGLE
+
 __all__ = [
     "CLASS_COLOURS", "FAMILY_STYLES", "FIGURES", "auc_vs_time", "best_series",
     "clv_angles", "default_angle_pairs", "default_scatter_exponents",
@@ -50,8 +52,6 @@ __all__ = [
 CLASS_COLOURS = {"low": "#0072B2", "middle": "#999999", "high": "#D55E00"}
 #: line style per class where colour encodes something else (figure 5's angle panel)
 CLASS_LINESTYLES = {"low": "-", "high": "--"}
-#: median angle (rad) below which a fixed-lag CLV counts as converged to Ginelli's (figure 8)
-CLV_CONVERGENCE_ANGLE = 0.05
 #: outcome codes of ``G.outcome`` / ``G.sample_outcome`` → class names
 OUTCOME_NAMES = ("low", "middle", "high")
 #: colour, line style and marker per feature family (figures 6 and 7)

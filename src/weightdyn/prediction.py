@@ -76,6 +76,9 @@ from .classifier import (
 )
 
 LOW, MIDDLE, HIGH = 0, 1, 2
+#: median angle (rad) to Ginelli's CLV below which a fixed-lag CLV counts as converged: the CLV
+#: features may only use CLVs below it at their lag (figure 8, summary.md)
+CLV_CONVERGENCE_ANGLE = 0.05
 CLASS_LABELS = ("low", "middle", "high")
 EVENTS = ("high", "low")
 #: families whose nested best is reported by availability time ("all" = best of all of them)

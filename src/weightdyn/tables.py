@@ -20,7 +20,9 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .prediction import AUC_COLUMNS, EVENTS, HIGH, INDICATOR_FAMILIES, LOW
+from .prediction import (
+    AUC_COLUMNS, CLV_CONVERGENCE_ANGLE, EVENTS, HIGH, INDICATOR_FAMILIES, LOW,
+)
 
 
 def classes_table(gathered: Mapping[tuple[str, str], object]) -> pd.DataFrame:
@@ -36,24 +38,19 @@ def classes_table(gathered: Mapping[tuple[str, str], object]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def clv_convergence_table(gathered: Mapping[tuple[str, str], object], lag: int,
-                          vectors) -> pd.DataFrame:
-    """Per combination and prediction time t*: the median over valid networks of the angle
-    between the fixed-lag estimate (lag ``lag`` steps) and Ginelli's CLV, for each CLV in
-    ``vectors`` (columns ``clv_<i>``), and their maximum (``max_median_angle``, rad): the
-    CLV features are converged where it is below 0.05 rad."""
+def clv_convergence_table(gathered: Mapping[tuple[str, str], object]) -> pd.DataFrame:
+    """Per combination and lag L: for every CLV i (columns ``clv_<i>``) the median over valid
+    networks of the angle (rad) between the fixed-lag estimate and Ginelli's CLV, at the worst
+    prediction time (the maximum over t* of the median): the data behind the choice of
+    ``prediction.clv_lag`` (figure 8 shows one t*)."""
     rows = []
     for (act, init), G in gathered.items():
-        if lag not in G["lag"].values:
-            continue
-        err = G["clv_lag_error"].sel(lag=lag, exponent=list(vectors))
-        err = err.where(G["valid"] == 1).median("network")
-        for t in G["prediction_time"].values:
-            med = err.sel(prediction_time=t).values
-            rows.append(dict(activation=act, initialization=init, t=float(t),
-                             **{f"clv_{i}": float(m) for i, m in zip(vectors, med)},
-                             max_median_angle=float(np.nanmax(med)) if np.isfinite(med).any()
-                             else np.nan))
+        median = G["clv_lag_error"].where(G["valid"] == 1).median("network")
+        worst = median.max("prediction_time")
+        for lag in G["lag"].values:
+            rows.append(dict(activation=act, initialization=init, lag=int(lag),
+                             **{f"clv_{int(i)}": float(worst.sel(lag=lag, exponent=i))
+                                for i in G["exponent"].values}))
     return pd.DataFrame(rows)
 
 
@@ -141,14 +138,14 @@ def _ginelli_cell(sets: pd.DataFrame, tau: float) -> str:
 def summary_markdown(classes: pd.DataFrame, auc: pd.DataFrame, t: float,
                      min_middle_fraction: float = 0.01,
                      convergence: pd.DataFrame | None = None, lag: int | None = None,
-                     stability: pd.DataFrame | None = None) -> str:
+                     stability: pd.DataFrame | None = None, clv_vectors=None) -> str:
     """Markdown summary: class fractions; per combination and event the nested best of each
     family available by τ = the headline time ``t`` (the nearest τ present) and by the first
     τ at which a CLV predictor is available, each AUC with its 95 % DeLong interval, the
     paired DeLong difference to the baseline family's best, and the Ginelli upper bound; and,
     given ``convergence`` (:func:`clv_convergence_table`), the convergence of the fixed-lag
-    CLVs the features use at lag ``lag``; given ``stability`` (:func:`stability_table`), the
-    whole-run stability by class."""
+    CLVs at every lag, marking the features' lag ``lag`` and vectors ``clv_vectors``; given
+    ``stability`` (:func:`stability_table`), the whole-run stability by class."""
     lines = ["# weightdyn: summary of the results", "",
              "## Outcome classes (fractions of the runs)", "",
              "| activation | initialization | n | low | middle | high | diverged |",
@@ -218,16 +215,20 @@ def summary_markdown(classes: pd.DataFrame, auc: pd.DataFrame, t: float,
                          f"{r.frac_lyapunov_1_above_0_5:.3f} | {r.tangency_frequency:.4f} |")
     if convergence is not None and not convergence.empty:
         vec = [c for c in convergence.columns if c.startswith("clv_")]
-        lines += ["", f"## Convergence of the fixed-lag CLVs (lag L = {lag} steps)", "",
+        used = [f"clv_{i}" for i in (clv_vectors or [])]
+        lines += ["", "## Convergence of the fixed-lag CLV estimate", "",
                   "Median over valid networks of the angle (rad) between the fixed-lag estimate "
-                  "and Ginelli's CLV, for the CLVs the CLV features use; converged: below "
-                  "0.05 rad.", "",
-                  "| activation | initialization | t* | " + " | ".join(
-                      f"CLV {c[4:]}" for c in vec) + " | converged |",
+                  "with lag L (steps) and Ginelli's CLV, at the worst prediction time; converged: "
+                  f"below {CLV_CONVERGENCE_ANGLE} rad. The CLV features use CLVs "
+                  f"{', '.join(u[4:] for u in used) or '—'} at L = {lag} steps (marked *).", "",
+                  "| activation | initialization | L | " + " | ".join(
+                      f"CLV {c[4:]}" for c in vec) + " | features converged |",
                   "|---|---|---:|" + "---:|" * len(vec) + "---|"]
         for r in convergence.itertuples(index=False):
             row = r._asdict()
-            lines.append(f"| {r.activation} | {r.initialization} | {r.t:g} | "
+            ok = all(row[u] < CLV_CONVERGENCE_ANGLE for u in used if u in row)
+            mark = "*" if lag is not None and r.lag == lag else ""
+            lines.append(f"| {r.activation} | {r.initialization} | {r.lag}{mark} | "
                          + " | ".join(f"{row[c]:.3f}" for c in vec)
-                         + f" | {'yes' if r.max_median_angle < 0.05 else 'no'} |")
+                         + f" | {'yes' if ok else 'no'} |")
     return "\n".join(lines) + "\n"

@@ -28,10 +28,10 @@ with script_logging(snakemake.log[0], snakemake.rule) as log:
     classes.to_csv(snakemake.output.classes, index=False)
     auc.to_csv(snakemake.output.auc, index=False)
     pcfg = snakemake.config["prediction"]
-    convergence = clv_convergence_table(gathered, int(pcfg["clv_lag"]), pcfg["clv_vectors"])
     Path(snakemake.output.summary).write_text(summary_markdown(
         classes, auc, float(pcfg["headline_time"]), float(pcfg["min_middle_fraction"]),
-        convergence, int(pcfg["clv_lag"]), stability_table(gathered, pcfg["clv_vectors"])))
+        clv_convergence_table(gathered), int(pcfg["clv_lag"]),
+        stability_table(gathered, pcfg["clv_vectors"]), pcfg["clv_vectors"]))
     stamp = provenance(snakemake.config, snakemake.rule)
     stamp["config"] = json.loads(stamp.pop("config_json"))
     stamp["inputs"] = list(snakemake.input)
