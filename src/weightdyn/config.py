@@ -412,8 +412,9 @@ def simulate_resources(cfg: Mapping, networks: int) -> dict[str, int]:
 
     * ``mem_mb = 1000 + ceil(2 · networks · bytes_per_network / 10⁶)`` with
       ``bytes_per_network = 8 · (K·d² + R·(d + 1) + 2(T + 1))``: K propagators of d × d, R
-      recorded θ and losses, and the cost and gradient norm at every step, counted as float64 and twice (integration output plus the write); 1000 MB for
-      the interpreter, numba, xarray and netCDF.
+      recorded θ and losses, and the cost and gradient norm at every step, counted as float64
+      and twice (integration output plus the write); 1000 MB for the interpreter, numba, xarray
+      and netCDF.
     * ``runtime = 10 + ceil(networks · steps · d² · samples / 5·10⁹)`` minutes: the kernel costs
       ~d²·samples per network-step; one core here does ~1.2·10⁹ such units per second, so the
       bound (5·10⁹ per minute) leaves a factor ~15 for slower or shared cores, plus 10 min for

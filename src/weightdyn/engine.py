@@ -25,9 +25,9 @@ Two implementations with identical semantics:
 from __future__ import annotations
 
 import functools
-import math
 import hashlib
 import inspect
+import math
 import types
 from dataclasses import dataclass
 from pathlib import Path

@@ -1,8 +1,9 @@
 """Per-chunk outcomes and the gathering of one (activation, initialization) into one file.
 
 * :func:`outcomes`: from a simulation chunk, what the later stages need once its (large,
-  temporary) file is gone: final loss, divergence and the loss curve thinned to every
-  ``loss_curve_stride`` steps. The lyapunov rule stores them beside the chunk's indicators.
+  temporary) file is gone: final loss, divergence, the loss curve thinned to every
+  ``loss_curve_stride`` steps and the baseline features. The lyapunov rule stores them beside
+  the chunk's indicators.
 * :func:`gather`: from all lyapunov chunks of a combination, one small dataset
   (``results/gather/{act}/{init}.nc``): per network the outcome class, the indicators at the
   prediction times, whole-run exponents, tangency fractions and the fixed-lag accuracy; per class
@@ -115,7 +116,9 @@ def loss_curve_steps(steps: int, record_stride: int, loss_curve_stride: int) -> 
 
 
 def outcomes(sim: xr.Dataset, cfg: dict) -> xr.Dataset:
-    """Final loss, divergence and the thinned loss curve of a simulation chunk ``sim``."""
+    """Final loss, divergence, the thinned loss curve and the baseline features at the
+    prediction times (:mod:`weightdyn.baselines`: C, ln C slope, |∇C| at t*, and θ_0) of a
+    simulation chunk ``sim``."""
     rec = cfg["recording"]
     steps = loss_curve_steps(int(sim.attrs["steps"]), rec["record_stride"], rec["loss_curve_stride"])
     out = sim[["final_loss", "diverged", "divergence_step", "loss"]].sel(step=steps)

@@ -29,6 +29,11 @@ end, t = (k+1)·dt:
                                                                   for f = 0)
 
 Exponent i belongs to column i of Q; nothing is sorted (for a generic run Λ_1 ≥ … ≥ Λ_d).
+Benettin's Λ_i(k) for i ≥ 2 depend on the frame F until the R_ii have converged (at the
+study's early prediction times they are mostly F). The study therefore reports the
+frame-invariant Λ_i(t) = (1/t) ln σ_i(M(t, 0)) of :func:`singular_value_ftle` as its cumulative
+FTLEs, predictor features and whole-run exponents (:func:`analyse_chunk`); the Benettin values
+above remain the local and windowed exponents and the basis of the CLVs.
 
 Ginelli CLVs (backward), m = K … 1, from a random upper-triangular C* with unit columns (drawn
 from the seed, the same for every network):
