@@ -8,11 +8,11 @@ import pytest
 import xarray as xr
 from scipy.stats import norm
 
+from weightdyn.outcomes import CLASS_LABELS, HIGH, LOW, MIDDLE, classify, outcome_events
 from weightdyn.prediction import (
-    AUC_COLUMNS, BEST_FAMILIES, CLASS_LABELS, HIGH, LOW, MIDDLE, best_possible_saving,
-    chance_saving, classify, cross_validated_auc, early_stopping_curve, feature_matrix,
-    feature_sets, features_at, low_event_rule, outcome_events, predict_combination,
-    single_feature_auc,
+    AUC_COLUMNS, BEST_FAMILIES, best_possible_saving, chance_saving, cross_validated_auc,
+    early_stopping_curve, feature_matrix, feature_sets, features_at, low_event_rule,
+    predict_combination, single_feature_auc,
 )
 
 # The mean of k fold AUCs from models fitted on overlapping training sets spreads more than

@@ -30,7 +30,7 @@ import xarray as xr
 from . import __version__, chunkio
 from .baselines import baseline_features
 from .config import analysis_config, simulation_config
-from .prediction import CLASS_LABELS, classify
+from .outcomes import CLASS_LABELS, HIGH, LOW, classify, flow_time
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +138,7 @@ def outcomes(sim: xr.Dataset, cfg: dict) -> xr.Dataset:
     out["theta0"] = ("network", "param"), sim["theta"].sel(step=0).values, {
         "long_name": "initial parameters theta_0 (baseline, known at t = 0)", "units": "1"}
     return out.drop_vars("t").assign_coords(
-        t=("step", np.round(steps * eta, 12), {"long_name": "flow time t = n * eta", "units": "1"}),
+        t=("step", flow_time(steps, eta), {"long_name": "flow time t = n * eta", "units": "1"}),
         param=sim["param"],
         prediction_time=("prediction_time", times,
                          {"long_name": "prediction time t*", "units": "1"}))
@@ -148,7 +148,7 @@ def _class_quantiles(series: xr.DataArray, outcome: np.ndarray, valid: np.ndarra
     """Quantiles over the valid networks of the low and high classes (NaN for an empty class
     or where every value is NaN, e.g. unconverged CLVs)."""
     parts = []
-    for code in (0, 2):
+    for code in (LOW, HIGH):
         members = series.values[(outcome == code) & valid]
         with warnings.catch_warnings():  # all-NaN columns are expected: they give NaN
             warnings.simplefilter("ignore", RuntimeWarning)

@@ -74,13 +74,11 @@ from threadpoolctl import threadpool_limits
 from .classifier import (
     FPR_GRID, cv_set_scores, delong_paired_repeats, nested_best, summarise_many, summarise_scores,
 )
+from .outcomes import EVENTS, MIDDLE, classify, outcome_events
 
-LOW, MIDDLE, HIGH = 0, 1, 2
 #: median angle (rad) to Ginelli's CLV below which a fixed-lag CLV counts as converged: the CLV
 #: features may only use CLVs below it at their lag (figure 8, summary.md)
 CLV_CONVERGENCE_ANGLE = 0.05
-CLASS_LABELS = ("low", "middle", "high")
-EVENTS = ("high", "low")
 #: families whose nested best is reported by availability time ("all" = best of all of them)
 BEST_FAMILIES = ("baseline", "FTLE", "CLV", "combined", "all")
 INDICATOR_FAMILIES = ("FTLE", "CLV", "combined")
@@ -96,28 +94,6 @@ AUC_COLUMNS = ("activation", "initialization", "event", "kind", "family", "featu
 # --------------------------------------------------------------------------------------------
 # outcome classes and events
 # --------------------------------------------------------------------------------------------
-
-def _check_thresholds(low: float, high: float) -> None:
-    if not low < high:
-        raise ValueError(f"loss thresholds must satisfy low < high, got low={low!r}, high={high!r}")
-
-
-def classify(final_loss, low: float = 4.0, high: float = 100.0) -> np.ndarray:
-    """Outcome class per run: LOW (c_f < low), HIGH (c_f > high or non-finite), MIDDLE otherwise.
-
-    Returns an int8 array of codes; ``CLASS_LABELS[code]`` is the class name.
-    """
-    e = outcome_events(final_loss, low, high)
-    return np.where(e["low"], LOW, np.where(e["high"], HIGH, MIDDLE)).astype(np.int8)
-
-
-def outcome_events(final_loss, low: float = 4.0, high: float = 100.0) -> dict[str, np.ndarray]:
-    """The binary events {'low': c_f < low, 'high': c_f > high or c_f non-finite} (bool arrays)."""
-    _check_thresholds(low, high)
-    c = np.asarray(final_loss, dtype=float)
-    finite = np.isfinite(c)
-    return {"low": finite & (c < low), "high": ~finite | (c > high)}
-
 
 def low_event_rule(final_loss, low: float, high: float, min_middle_fraction: float):
     """Whether E_low is reported: the middle class (finite, low ≤ c_f ≤ high) must hold at least

@@ -20,9 +20,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .prediction import (
-    AUC_COLUMNS, CLV_CONVERGENCE_ANGLE, EVENTS, HIGH, INDICATOR_FAMILIES, LOW,
-)
+from .outcomes import EVENTS, HIGH, LOW, MIDDLE
+from .prediction import AUC_COLUMNS, CLV_CONVERGENCE_ANGLE, INDICATOR_FAMILIES
 
 
 def classes_table(gathered: Mapping[tuple[str, str], object]) -> pd.DataFrame:
@@ -31,9 +30,9 @@ def classes_table(gathered: Mapping[tuple[str, str], object]) -> pd.DataFrame:
     for (act, init), G in gathered.items():
         outcome = G["outcome"].values
         rows.append(dict(activation=act, initialization=init, n=int(outcome.size),
-                         frac_low=float(np.mean(outcome == 0)),
-                         frac_middle=float(np.mean(outcome == 1)),
-                         frac_high=float(np.mean(outcome == 2)),
+                         frac_low=float(np.mean(outcome == LOW)),
+                         frac_middle=float(np.mean(outcome == MIDDLE)),
+                         frac_high=float(np.mean(outcome == HIGH)),
                          frac_diverged=float(np.mean(G["diverged"].values == 1))))
     return pd.DataFrame(rows)
 
