@@ -27,6 +27,7 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import numba  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 from scipy.linalg import solve_triangular  # noqa: E402
@@ -197,7 +198,7 @@ def main():
     first = best_time(ly.analyse_chunk, sim, CFG)
     compiled = best_time(ly.analyse_chunk, sim, CFG, repeats=3)
 
-    print(f"  analyse_chunk (numba, {ly.numba.get_num_threads()} threads), best of 3: "
+    print(f"  analyse_chunk (numba, {numba.get_num_threads()} threads), best of 3: "
           f"{compiled:7.2f} s  {work / compiled:12.0f} network-strides/s")
     print(f"  analyse_chunk first call (incl. JIT compile or cache load): {first:7.2f} s")
     print(f"  numpy batched over networks:        {batched:7.2f} s  {work / batched:12.0f} "

@@ -5,7 +5,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT / "src") not in sys.path:  # tests also run from a checkout without installing
@@ -15,8 +14,18 @@ if str(ROOT / "src") not in sys.path:  # tests also run from a checkout without 
 @pytest.fixture(scope="session")
 def default_config():
     """The study's default config.yaml (a fresh deep copy per use is the caller's job)."""
-    with open(ROOT / "config.yaml") as fh:
-        return yaml.safe_load(fh)
+    from weightdyn.plan import load_config
+
+    return load_config()
+
+
+@pytest.fixture(scope="session")
+def tiny_config():
+    """config.yaml with the overlay config/tiny.yaml, as `snakemake --configfile
+    config/tiny.yaml` sees it (a fresh deep copy per use is the caller's job)."""
+    from weightdyn.plan import load_config
+
+    return load_config(ROOT / "config" / "tiny.yaml")
 
 
 @pytest.fixture

@@ -1,16 +1,18 @@
-"""Tests of weightdyn.classifier: naive Bayes against scikit-learn, DeLong against brute force,
-nested selection without leakage."""
+"""Tests of weightdyn.prediction.classifier and .statistics: naive Bayes against scikit-learn,
+DeLong against brute force, nested selection without leakage."""
 
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
 from sklearn.naive_bayes import GaussianNB
 
-from weightdyn.classifier import (
-    FPR_GRID, auc, cv_set_scores, delong_paired, delong_paired_repeats, delong_placements,
-    delong_variance,
-    gnb_fit, gnb_joint_log_likelihood, gnb_log_odds, midranks, nb_terms, nested_best,
-    roc_on_grid, standardise, stratified_splits, summarise_scores,
+from weightdyn.prediction.classifier import (
+    cv_set_scores, gnb_fit, gnb_joint_log_likelihood, gnb_log_odds, nb_terms, nested_best,
+    standardise, stratified_splits,
+)
+from weightdyn.prediction.statistics import (
+    FPR_GRID, auc, delong_paired, delong_paired_repeats, delong_placements, delong_variance,
+    midranks, roc_on_grid, summarise_scores,
 )
 
 

@@ -1,5 +1,5 @@
 """Config validation (one test per bad-config case, each asserting the key is named) and the
-fan-out helpers of weightdyn.config."""
+fan-out helpers of weightdyn.plan."""
 
 import copy
 from pathlib import Path
@@ -7,9 +7,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from weightdyn import activations, initialization
+from weightdyn import activations, initialization, plan
 from weightdyn.config import (
-    ConfigError,
+    ConfigError, validate_config,
+)
+from weightdyn.plan import (
     chunk_id,
     chunk_ids,
     chunk_range,
@@ -18,7 +20,6 @@ from weightdyn.config import (
     gather_resources,
     simulate_resources,
     simulation_config,
-    validate_config,
 )
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +27,12 @@ SCHEMA = ROOT / "workflow" / "schemas" / "config.schema.yaml"
 
 
 def load(name="config.yaml"):
-    with open(ROOT / name, encoding="utf-8") as fh:
+    """A shipped configuration as the workflow sees it: config.yaml with the overlay ``name``."""
+    return plan.load_config(*([ROOT / name] if name != "config.yaml" else []))
+
+
+def read_yaml(path):
+    with open(path, encoding="utf-8") as fh:
         return yaml.safe_load(fh)
 
 
@@ -54,10 +60,66 @@ def test_shipped_configs_are_valid(name):
     validate_config(load(name), schema=SCHEMA)
 
 
-def test_shipped_configs_are_complete_and_science_only():
-    keys = set(load())
-    for name in ("config/quick.yaml", "config/tiny.yaml"):
-        assert set(load(name)) == keys, name
+def test_shipped_overlays_are_short_named_runs():
+    """config/*.yaml are overlays of config.yaml: a few keys, each with its own run name."""
+    base = read_yaml(ROOT / "config.yaml")
+    assert base["run"]["name"] == ""
+    names = set()
+    for path in sorted((ROOT / "config").glob("*.yaml")):
+        overlay = read_yaml(path)
+        assert set(overlay) <= set(base), path.name
+        assert overlay["run"]["name"] == path.stem, path.name
+        assert len(path.read_text().splitlines()) < 40, path.name
+        names.add(overlay["run"]["name"])
+    assert names >= {"quick", "tiny"}
+
+
+def test_load_config_merges_overlays_deeply():
+    tiny = load("config/tiny.yaml")
+    assert tiny["run"]["name"] == "tiny"
+    assert tiny["training"] == {**load()["training"], "steps": 200}   # other keys kept
+    assert tiny["lyapunov"]["lags"] == [5, 10, 20, 50]                 # lists replaced
+    assert plan.load_config({"seed": 1}, {"seed": 2})["seed"] == 2     # in order
+
+
+def test_schema_defaults_are_config_yaml():
+    """Every key of config.yaml has a schema default equal to its value (and nothing else has
+    one), so that Snakemake completes an overlay given alone to the config.yaml study."""
+    snakemake_utils = pytest.importorskip("snakemake.utils")
+    base = read_yaml(ROOT / "config.yaml")
+    completed = {}
+    snakemake_utils.validate(completed, str(SCHEMA))
+    assert completed == base
+    tiny = read_yaml(ROOT / "config" / "tiny.yaml")
+    snakemake_utils.validate(tiny, str(SCHEMA))
+    assert tiny == load("config/tiny.yaml")
+
+
+def test_registered_names_agree_with_the_numerical_modules():
+    assert list(plan.ACTIVATIONS) == activations.names()
+    assert tuple(plan.INITIALIZATIONS) == tuple(initialization.SCHEMES)
+
+
+def test_figure_names_agree_with_the_figures_module():
+    from weightdyn import figures
+
+    assert plan.FIGURE_NAMES == list(figures.FIGURES)
+
+
+@pytest.mark.parametrize("name", ["a b", "../x", ".hidden", "x/y", "simulate",
+                                  "tables", 5])
+def test_bad_run_name(cfg, name):
+    cfg["run"]["name"] = name
+    with pytest.raises(ConfigError, match=r"run\.name"):
+        validate_config(cfg)
+
+
+def test_run_prefix(cfg):
+    assert plan.run_prefix(cfg) == ""
+    assert plan.run_prefix({}) == ""
+    cfg["run"]["name"] = "quick"
+    assert plan.run_prefix(cfg) == "quick/"
+    assert "run" not in plan.science_config(cfg)
 
 
 def test_valid_without_schema(cfg):
@@ -370,3 +432,27 @@ def test_gather_resources_are_modest(cfg):
     res = gather_resources(cfg)
     assert 1000 < res["mem_mb"] < 2500
     assert res["runtime"] >= 10
+
+
+def test_rule_slices_are_config_shaped_and_round_trip(cfg):
+    analysis = plan.analysis_config(cfg)
+    as_config = plan.analysis_as_config(analysis)
+    assert plan.analysis_config(as_config) == analysis
+    assert plan.simulation_config(as_config) == plan.simulation_config(cfg)
+    gather = plan.gather_config(cfg)
+    assert plan.analysis_config(gather) == analysis and gather["classes"] == cfg["classes"]
+    assert plan.predict_config(cfg) == {"prediction": cfg["prediction"],
+                                        "classes": cfg["classes"]}
+    assert plan.report_config(cfg) == cfg["prediction"]
+    # slices ignore what their rule does not read
+    other = copy.deepcopy(cfg)
+    other["prediction"]["folds"] = 3
+    other["ensemble"]["chunk_size"] = 100
+    other["run"]["name"] = "other"
+    assert plan.analysis_config(other) == analysis and plan.gather_config(other) == gather
+
+
+def test_lyapunov_resources_formula(cfg):
+    res = plan.lyapunov_resources(cfg, 500)
+    assert res["mem_mb"] == 1000 + -(-3 * 500 * 8 * 600 * 81 // 10**6)
+    assert res["runtime"] == 10 + 1

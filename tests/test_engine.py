@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from weightdyn import activations, dynamics, engine, simulate
+from weightdyn import activations, chunkio, dynamics, engine, simulate
 from weightdyn.initialization import initial_parameters
 from weightdyn.network import Architecture
 from weightdyn.task import Task, teacher_task
@@ -104,7 +104,7 @@ def test_chunking_does_not_change_any_network(config):
              for a in range(0, 100, 7)]
     import xarray as xr
     joined = xr.concat(parts, dim="network")
-    for name in simulate.CHUNK_VARIABLES:
+    for name in chunkio.SIMULATION_VARIABLES:
         np.testing.assert_array_equal(joined[name].values, whole[name].values, err_msg=name)
     np.testing.assert_array_equal(joined.network.values, np.arange(100))
 
@@ -155,8 +155,8 @@ def test_chunk_file_round_trip(tmp_path, config):
     config["training"]["steps"] = 50
     ds = simulate.simulate_chunk(config, "relu", "uniform", 10, 14)
     path = tmp_path / "chunk000.nc"
-    simulate.write_chunk(ds, path)
-    back = simulate.read_chunk(path)
+    chunkio.write_simulation_chunk(ds, path)
+    back = chunkio.read_simulation_chunk(path)
     assert back.propagator.dtype == np.float64 and back.theta.dtype == np.float64
     assert back.propagator.encoding.get("zlib") is not True      # temporary: not compressed
     np.testing.assert_array_equal(back.propagator.values, ds.propagator.values)

@@ -1,8 +1,8 @@
 """The analysed whole-run exponents on the study's own trajectories against a per-step QR.
 
-design.md §3: "any storage, stride or algorithm choice must reproduce the exponents of a float64
-QR taken at every single step along the same stored trajectory, on real high- and low-loss runs
-of every activation, within the conditioning of the quantity" — measured agreement
+docs/methods.md §3: "any storage, stride or algorithm choice must reproduce the exponents of a
+float64 QR taken at every single step along the same stored trajectory, on real high- and
+low-loss runs of every activation, within the conditioning of the quantity" — measured agreement
 |ΔΛ_i| ≤ 0.1·(1 + |Λ_i|) for float64 stride-5 propagators, while float32 storage turns Λ_1 of
 high-loss tanh runs spuriously positive.
 
@@ -45,7 +45,7 @@ CONFIG = Path(__file__).resolve().parents[1] / "config.yaml"
 # * tanh uniform 0: low (c_f ≈ 1e-10);
 # * tanh normal 1 and 8: high (c_f ≈ 105), well-conditioned high-loss runs whose float32
 #   analysis gives Λ_1 ≈ +3.4 / +3.2 instead of ≈ −0.02 / −1.10; normal 1 is the run with
-#   per-step |eig J| from 6.4e-4 to 2.76 quoted in design.md §3;
+#   per-step |eig J| from 6.4e-4 to 2.76 quoted in docs/methods.md §3;
 # * relu uniform 3: low (c_f ≈ 3e-28; converges onto the teacher, whose hidden unit 2 has z = 0
 #   (to round-off) on one grid sample: the ReLU kink makes J jump with the last bit of z);
 # * relu uniform 0: high (c_f ≈ 946) with a dead hidden unit (identity block in J).
@@ -119,7 +119,7 @@ def runs(request, cfg):
 
 def test_default_config_stores_float64_propagators(cfg):
     assert cfg["recording"]["propagator_dtype"] == "float64", (
-        "design.md §3/§4: propagators must be stored in float64 (float32 falsifies the "
+        "docs/methods.md §3/§4: propagators must be stored in float64 (float32 falsifies the "
         "exponents of high-loss tanh runs, see test_float32_storage_misses_the_bound)")
 
 
@@ -178,7 +178,7 @@ def test_float32_storage_misses_the_bound(runs):
 
 
 def test_high_loss_tanh_tangent_maps_span_orders_of_magnitude(runs):
-    """The source of the poor conditioning (design.md §3): along high-loss tanh runs the
+    """The source of the poor conditioning (docs/methods.md §3): along high-loss tanh runs the
     per-step |eig J| range over more than three orders of magnitude, with excursions past
     η λ_max(H) = 2 (|eig J| > 1 from a negative eigenvalue)."""
     if runs["name"] != "tanh":

@@ -11,7 +11,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-from scipy.stats import norm
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
@@ -19,17 +18,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from test_prediction import synthetic_gathered  # noqa: E402
 from weightdyn import figures  # noqa: E402
-from weightdyn.prediction import predict_combination  # noqa: E402
+from weightdyn.figures.stability import _tangency_matrix  # noqa: E402
+from weightdyn.outcomes import CLASS_LABELS, HIGH, LOW, MIDDLE  # noqa: E402
+from weightdyn.prediction import CLV_CONVERGENCE_ANGLE, predict_combination  # noqa: E402
 
 pytestmark = pytest.mark.filterwarnings("error")
 
 ETA = 1e-3
 STEPS = 3000
-LOW, HIGH = 4.0, 100.0
+LOW_LOSS, HIGH_LOSS = 4.0, 100.0  # class thresholds of the final loss
 D = 9
 PAIRS = [f"{i}-{j}" for i in range(1, D + 1) for j in range(i + 1, D + 1)]
 LAGS = [5, 10, 20, 50, 100]
 PREDICTION_TIMES = [0.005, 0.01, 0.015, 0.025, 0.05, 0.1, 0.2, 0.5]
+HEADLINE_TIME = 0.015  # prediction.headline_time of prediction_cfg()
+OTHER_HEADLINE_TIME = 0.025  # another stored prediction time, for the headline-time test
 TIME = np.round(np.geomspace(0.005, 3.0, 38), 6)
 LOSS_STEPS = np.arange(0, STEPS + 1, 50)
 QUANTILES = [0.25, 0.5, 0.75]
@@ -40,9 +43,9 @@ FAMILY = ["FTLE"] * (D + 1) + ["CLV"] * 3 + ["combined"]
 
 # class spectra of the whole-run exponents (1/t), descending
 SPECTRUM = {
-    0: -np.array([0.02, 0.3, 1.0, 3.0, 8.0, 20.0, 60.0, 150.0, 400.0]),
-    1: np.array([3.0, -0.5, -1.5, -4.0, -10.0, -25.0, -70.0, -160.0, -420.0]),
-    2: np.array([45.0, 6.0, -0.5, -2.0, -6.0, -15.0, -50.0, -120.0, -380.0]),
+    LOW: -np.array([0.02, 0.3, 1.0, 3.0, 8.0, 20.0, 60.0, 150.0, 400.0]),
+    MIDDLE: np.array([3.0, -0.5, -1.5, -4.0, -10.0, -25.0, -70.0, -160.0, -420.0]),
+    HIGH: np.array([45.0, 6.0, -0.5, -2.0, -6.0, -15.0, -50.0, -120.0, -380.0]),
 }
 COMBINATIONS = [("tanh", "uniform"), ("tanh", "normal"), ("relu", "uniform"), ("relu", "normal")]
 EDGE = ("relu", "normal")  # empty high class and all-NaN CLV quantities
@@ -53,11 +56,11 @@ def make_gathered(activation="tanh", initialization="uniform", n=240, seed=0,
     """A synthetic gathered dataset with the lead's format and class-dependent values."""
     rng = np.random.default_rng(seed)
     p = [0.7, 0.3, 0.0] if empty_high else [0.5, 0.2, 0.3]
-    outcome = rng.choice(3, size=n, p=p).astype(np.int8)
-    final_loss = np.where(outcome == 0, 10 ** rng.uniform(-1.5, 0.55, n),
-                          np.where(outcome == 1, 10 ** rng.uniform(0.65, 1.95, n),
+    outcome = rng.choice([LOW, MIDDLE, HIGH], size=n, p=p).astype(np.int8)
+    final_loss = np.where(outcome == LOW, 10 ** rng.uniform(-1.5, 0.55, n),
+                          np.where(outcome == MIDDLE, 10 ** rng.uniform(0.65, 1.95, n),
                                    10 ** rng.uniform(2.05, 3.5, n)))
-    diverged = ((outcome == 2) & (rng.random(n) < 0.15)).astype(np.int8)
+    diverged = ((outcome == HIGH) & (rng.random(n) < 0.15)).astype(np.int8)
     final_loss[diverged == 1] = np.inf
 
     spectrum = np.stack([SPECTRUM[int(o)] for o in outcome])  # (network, exponent)
@@ -73,7 +76,7 @@ def make_gathered(activation="tanh", initialization="uniform", n=240, seed=0,
     def class_quantiles(series_of_class):
         """(class_name, quantile, time, ...) from a function class → (median, spread)."""
         out = np.full((2, 3) + series_of_class(0)[0].shape, np.nan)
-        for c, code in enumerate((0, 2)):
+        for c, code in enumerate((LOW, HIGH)):
             if not (outcome == code).any():
                 continue
             med, spread = series_of_class(code)
@@ -91,7 +94,7 @@ def make_gathered(activation="tanh", initialization="uniform", n=240, seed=0,
         for k, pair in enumerate(PAIRS):
             i, j = map(int, pair.split("-"))
             stable = 5 <= i and j <= 8
-            if code == 0:
+            if code == LOW:
                 med[:, k] = 0.9 - 0.03 * (j - i)
             else:
                 end = 0.04 if stable else 0.4
@@ -104,7 +107,7 @@ def make_gathered(activation="tanh", initialization="uniform", n=240, seed=0,
 
     stable_pair = np.array([5 <= int(p.split("-")[0]) and int(p.split("-")[1]) <= 8
                             for p in PAIRS])
-    tangency = np.where((outcome == 2)[:, None],
+    tangency = np.where((outcome == HIGH)[:, None],
                         rng.beta(2, 6, (n, len(PAIRS))) * np.where(stable_pair, 1.5, 0.5),
                         rng.beta(0.5, 20, (n, len(PAIRS))))
     tangency[diverged == 1] = np.nan
@@ -119,7 +122,7 @@ def make_gathered(activation="tanh", initialization="uniform", n=240, seed=0,
         angle_q[:] = np.nan
 
     samples = []
-    for code in (0, 1, 2):
+    for code in (LOW, MIDDLE, HIGH):
         members = np.flatnonzero(outcome == code)
         samples.extend(members[: n_samples // 3].tolist())
     diverged_members = np.flatnonzero(diverged == 1)
@@ -157,16 +160,16 @@ def make_gathered(activation="tanh", initialization="uniform", n=240, seed=0,
                 "lag": LAGS, "prediction_time": PREDICTION_TIMES, "time": TIME,
                 "step": LOSS_STEPS, "sample": np.arange(len(samples)),
                 "class_name": ["low", "high"], "quantile": QUANTILES},
-        attrs={"activation": activation, "initialization": initialization, "low": LOW,
-               "high": HIGH, "learning_rate": ETA, "steps": STEPS, "tangency_threshold": 0.1},
+        attrs={"activation": activation, "initialization": initialization, "low": LOW_LOSS,
+               "high": HIGH_LOSS, "learning_rate": ETA, "steps": STEPS, "tangency_threshold": 0.1},
     )
 
 
 def prediction_cfg(repeats=1):
     return {"prediction": {"folds": 5, "repeats": repeats, "cv_seed": 0, "clv_lag": CLV_LAG,
                            "clv_vectors": [5, 6, 7, 8], "min_middle_fraction": 0.01,
-                           "headline_time": 0.015},
-            "classes": {"low": LOW, "high": HIGH},
+                           "headline_time": HEADLINE_TIME},
+            "classes": {"low": LOW_LOSS, "high": HIGH_LOSS},
             "training": {"learning_rate": ETA, "steps": STEPS}}
 
 
@@ -249,7 +252,7 @@ def _texts(fig):
 def test_class_colours_are_distinct_and_valid():
     from matplotlib.colors import to_rgb
 
-    assert set(figures.CLASS_COLOURS) == {"low", "middle", "high"}
+    assert tuple(figures.CLASS_COLOURS) == CLASS_LABELS
     rgbs = {to_rgb(c) for c in figures.CLASS_COLOURS.values()}
     assert len(rgbs) == 3
 
@@ -261,7 +264,7 @@ def test_final_loss_distribution(gathered):
     assert all(ax.get_xscale() == "log" for ax in fig.axes)
     _render(fig)
     G = gathered[("tanh", "uniform")]
-    frac_low = float((G.outcome == 0).mean())
+    frac_low = float((G.outcome == LOW).mean())
     assert any(f"low {frac_low:.1%}" in text for text in _texts(fig))
     assert any("diverged" in text for text in _texts(fig))
 
@@ -309,9 +312,9 @@ def test_clv_angles(gathered):
     _render(fig)
     # tangency matrix: upper triangle from low networks, lower from high ones
     G = gathered[("tanh", "uniform")]
-    matrix, d = figures._tangency_matrix(G)
-    low_mean = float(G.clv_tangency_fraction.sel(pair="5-6").where(G.outcome == 0).mean())
-    high_mean = float(G.clv_tangency_fraction.sel(pair="5-6").where(G.outcome == 2).mean())
+    matrix, d = _tangency_matrix(G)
+    low_mean = float(G.clv_tangency_fraction.sel(pair="5-6").where(G.outcome == LOW).mean())
+    high_mean = float(G.clv_tangency_fraction.sel(pair="5-6").where(G.outcome == HIGH).mean())
     assert matrix[4, 5] == pytest.approx(low_mean)
     assert matrix[5, 4] == pytest.approx(high_mean)
     assert np.isnan(np.diag(matrix)).all()
@@ -340,10 +343,10 @@ def test_roc_curves_show_nested_best_per_family(predictions):
     ax = _panel(fig, r"tanh, uniform: $E_\mathrm{high}$")
     labels = [t.get_text() for t in ax.get_legend().get_texts()]
     assert [lab.split(" ")[0] for lab in labels] == ["baseline", "FTLE", "CLV", "combined"]
-    k = int(np.argmin(np.abs(P.tau.values - 0.015)))
+    k = int(np.argmin(np.abs(P.tau.values - HEADLINE_TIME)))
     best = P.best_auc_mean.sel(event="high", best_family="FTLE").values[k]
     lo = P.best_auc_ci_low.sel(event="high", best_family="FTLE").values[k]
-    assert any(f"{best:.2f} [{lo:.2f}," in lab and "τ=0.015" in lab for lab in labels)
+    assert any(f"{best:.2f} [{lo:.2f}," in lab and f"τ={HEADLINE_TIME:g}" in lab for lab in labels)
     # CLV is drawn where it is first available (t* + L)
     assert any(lab.startswith("CLV") and "τ=0.025" in lab for lab in labels)
     # the omitted E_low panel explains itself; the edge combination has nothing computable
@@ -378,20 +381,21 @@ def test_auc_vs_time(predictions):
 
 
 def test_lag_accuracy(gathered):
-    assert "0.015" in figures.lag_accuracy(gathered, t=0.0149)._suptitle.get_text()
-    fig = figures.lag_accuracy(gathered, t=0.015)
+    near = figures.lag_accuracy(gathered, t=HEADLINE_TIME - 1e-4)  # nearest stored time
+    assert f"{HEADLINE_TIME:g}" in near._suptitle.get_text()
+    fig = figures.lag_accuracy(gathered, t=HEADLINE_TIME)
     assert len(fig.axes) == 4
     _check_labels(fig, "lag", "angle")
     assert all(ax.get_yscale() == "log" for ax in fig.axes)
     assert len(fig.axes[0].get_lines()) == D + 1                # D CLVs + the 0.05 rad line
     assert any("no lagged CLV estimate" in text for text in _texts(fig))
     _render(fig)
-    fig = figures.lag_accuracy(gathered, t=0.015, lag=10, vectors=(2, 3))
+    fig = figures.lag_accuracy(gathered, t=HEADLINE_TIME, lag=10, vectors=(2, 3))
     lines = fig.axes[0].get_lines()
     assert len(lines) == D + 2                                  # and the feature lag
     assert [line.get_xdata()[0] for line in lines if line.get_linestyle() == ":"] == [10]
     assert [line.get_ydata()[0] for line in lines if line.get_linestyle() == "--"] == [
-        figures.CLV_CONVERGENCE_ANGLE]
+        CLV_CONVERGENCE_ANGLE]
     assert sorted(line.get_linewidth() for line in lines[:D])[-2:] == [1.6, 1.6]
     assert any("feature lag" in text for text in _texts(fig))
     _render(fig)
@@ -409,11 +413,103 @@ def test_early_stopping(predictions):
     lines = fig.axes[0].get_lines()
     chance = next(line for line in lines if line.get_linestyle() == "--")
     x, y = np.asarray(chance.get_xdata()), np.asarray(chance.get_ydata())
-    np.testing.assert_allclose(y, x * float(P.stop_chance_slope.sel(prediction_time=0.015)))
+    np.testing.assert_allclose(y, x * float(P.stop_chance_slope.sel(prediction_time=HEADLINE_TIME)))
     stars = [line for line in lines if line.get_marker() == "*"]
     np.testing.assert_allclose(sorted(float(s.get_ydata()[0]) for s in stars),
                                sorted(P.stop_best_saved.values))
 
+
+
+def _dotted_vertical_lines(ax) -> list[float]:
+    """x positions of the dotted vertical lines of a panel (headline-time marks)."""
+    return [float(line.get_xdata()[0]) for line in ax.get_lines()
+            if line.get_linestyle() == ":" and len(line.get_xdata()) == 2
+            and line.get_xdata()[0] == line.get_xdata()[1]]
+
+
+def _with_headline(data, t):
+    return {key: ds.assign_attrs(headline_time=t) for key, ds in data.items()}
+
+
+def test_figures_follow_the_configured_headline_time(gathered, predictions):
+    """prediction.headline_time reaches every figure that marks it, through figure_options
+    (as in the workflow) and through the datasets' headline_time attribute; another value
+    than the study's moves every mark."""
+    t = OTHER_HEADLINE_TIME
+    assert not np.isclose(t, HEADLINE_TIME) and t in PREDICTION_TIMES[:4]
+    cfg = prediction_cfg()
+    cfg["prediction"]["headline_time"] = t
+    options = figures.figure_options(cfg)
+    assert set(options) <= set(figures.FIGURES)
+    marked = {name: kwargs.get("t", kwargs.get("t_mark")) for name, kwargs in options.items()}
+    assert marked == {name: t for name in ("fig3_ftle_spectra", "fig5_clv_angles",
+                                           "fig6_roc_curves", "fig7_auc_vs_time",
+                                           "fig8_lag_accuracy", "fig9_early_stopping")}
+
+    def build(name, data, **kwargs):
+        func, _ = figures.FIGURES[name]
+        return func(data, **{**options.get(name, {}), **kwargs})
+
+    # figure 3: dotted line at t in every panel and t in the legend; also from the G attrs
+    for fig in (build("fig3_ftle_spectra", gathered, exponents=[1]),
+                figures.ftle_spectra(_with_headline(gathered, t), exponents=[1])):
+        assert [_dotted_vertical_lines(ax) for ax in fig.axes] == [[t]] * len(gathered)
+        assert f"$t^* = {t:g}$" in _texts(fig)
+    # figure 5: dotted line at t in every angle panel
+    fig = build("fig5_clv_angles", gathered)
+    assert [_dotted_vertical_lines(ax) for ax in _grid_axes(fig)[len(gathered):]] == [
+        [t]] * len(gathered)
+    # figure 6: the ROC curves at τ = t (title and legend); also from the P attrs
+    for fig in (build("fig6_roc_curves", predictions),
+                figures.roc_curves(_with_headline(predictions, t))):
+        title = fig._suptitle.get_text()
+        assert f"τ = {t:g} " in title and "nearest" not in title
+        ax = _panel(fig, r"tanh, uniform: $E_\mathrm{high}$")
+        labels = [text.get_text() for text in ax.get_legend().get_texts()]
+        assert any(lab.startswith("FTLE") and f"τ={t:g}" in lab for lab in labels)
+    # figure 7: dotted vertical line at t in every panel
+    fig = build("fig7_auc_vs_time", predictions)
+    panels = [ax for ax in fig.axes if ax.get_lines()]
+    assert panels and all(_dotted_vertical_lines(ax) == [t] for ax in panels)
+    # figure 8: the lag accuracy at t* = t (title)
+    assert f"$t^* = {t:g}$" in build("fig8_lag_accuracy", gathered)._suptitle.get_text()
+    # figure 9: chance line and the thick curve at t
+    fig = build("fig9_early_stopping", predictions)
+    P = predictions[("tanh", "uniform")]
+    lines = fig.axes[0].get_lines()
+    chance = next(line for line in lines if line.get_linestyle() == "--")
+    np.testing.assert_allclose(np.asarray(chance.get_ydata()),
+                               np.asarray(chance.get_xdata())
+                               * float(P.stop_chance_slope.sel(prediction_time=t)))
+    thick = [line for line in lines if line.get_linewidth() == 2.0]
+    lost = P.stop_low_lost.sel(prediction_time=t).values
+    assert len(thick) == 1
+    np.testing.assert_allclose(thick[0].get_xdata(), lost[np.isfinite(lost)])
+    legend = {text.get_text(): handle.get_linewidth()
+              for text, handle in zip(fig.legends[0].get_texts(), fig.legends[0].legend_handles)}
+    assert legend[f"$t^* = {t:g}$"] == 2.0 and legend[f"$t^* = {HEADLINE_TIME:g}$"] == 1.0
+
+
+def test_style_file_and_package_layout():
+    """The rcParams come from the package's .mplstyle file; every module of the package
+    declares __all__ and stays small."""
+    import importlib
+    import pkgutil
+
+    from weightdyn.figures import style
+
+    assert style.STYLE_FILE.is_file() and style.STYLE_FILE.suffix == ".mplstyle"
+    assert style.STYLE["font.size"] == style.FONT_SIZE == 8
+    sizes = [value for key, value in style.STYLE.items() if key.endswith("size")]
+    assert sizes and min(sizes) >= style.FONT_SIZE
+    assert style.STYLE["pdf.fonttype"] == 42
+    package = Path(figures.__file__).parent
+    for module in pkgutil.iter_modules([str(package)]):
+        mod = importlib.import_module(f"weightdyn.figures.{module.name}")
+        assert isinstance(mod.__all__, list), module.name
+        assert all(hasattr(mod, name) for name in mod.__all__), module.name
+        assert len(Path(mod.__file__).read_text().splitlines()) <= 400, module.name
+    assert all(hasattr(figures, name) for name in figures.__all__)
 
 def test_partial_grid_and_all_degenerate():
     """Three combinations leave one cell empty; a study with no high class and no CLV data

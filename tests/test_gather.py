@@ -8,11 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import xarray as xr
-import yaml
 
 from weightdyn import __version__
 from weightdyn.chunkio import ChunkFileError, read_dataset, write_dataset
-from weightdyn.config import chunk_ranges
+from weightdyn.plan import chunk_ranges
 from weightdyn.engine import Trajectories, record_steps
 from weightdyn.gather import LYAPUNOV_CHUNK_VARIABLES, gather, loss_curve_steps, outcomes
 from weightdyn.lyapunov import analyse_chunk
@@ -23,9 +22,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def cfg():
-    with open(ROOT / "config" / "tiny.yaml", encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+def cfg(tiny_config):
+    """config.yaml with the overlay config/tiny.yaml (conftest.py), a modifiable copy."""
+    return copy.deepcopy(tiny_config)
 
 
 def fake_chunk(cfg, act, init, start, stop, diverge=()):

@@ -20,6 +20,19 @@ def sine(u, v):
     return np.linalg.norm(u - np.sum(u * v, axis=-2, keepdims=True) * v, axis=-2)
 
 
+def clv_angles(vectors):
+    """Reference θ_ij = arccos|v_i·v_j| ∈ [0, π/2] between the columns i < j of ``vectors``
+    (..., d, d), in ly.pair_labels order, in NumPy (columns are normalised first); evaluated as
+    2·atan2(‖u − σv‖, ‖u + σv‖), σ = sign(u·v), accurate near tangency."""
+    i, j = np.triu_indices(vectors.shape[-1], 1)
+    unit = vectors / np.linalg.norm(vectors, axis=-2, keepdims=True)
+    u, v = unit[..., :, i], unit[..., :, j]
+    sign = np.where(np.sum(u * v, axis=-2, keepdims=True) < 0.0, -1.0, 1.0)
+    return 2.0 * np.arctan2(
+        np.linalg.norm(u - sign * v, axis=-2), np.linalg.norm(u + sign * v, axis=-2)
+    )
+
+
 def random_orthogonal(rng, shape, d):
     q, r = np.linalg.qr(rng.standard_normal(shape + (d, d)))
     return q * np.sign(np.diagonal(r, axis1=-2, axis2=-1))[..., None, :]
@@ -98,7 +111,7 @@ def test_synthetic_cocycle_exponents_and_clvs():
     log_a = np.log(np.linalg.norm(A, axis=-2))
     exact_growth = log_D + log_a[:, 1:] - log_a[:, :-1]
     np.testing.assert_allclose(res.clv_growth[:, inner], exact_growth[:, inner], rtol=0, atol=1e-8)
-    exact_angles = ly.clv_angles(A[:, 1:])
+    exact_angles = clv_angles(A[:, 1:])
     np.testing.assert_allclose(res.clv_angle[:, inner], exact_angles[:, inner], rtol=0, atol=1e-8)
 
 
@@ -140,7 +153,7 @@ def test_fixed_lag_converges_to_ginelli():
     np.testing.assert_array_equal(res.lagged_available, np.add.outer(lags, pred))
     # the true CLVs are recovered too
     assert np.abs(res.clv_lag_error[:, -1]).max() <= 1e-8
-    np.testing.assert_allclose(res.clv_angle_lagged[:, -1], ly.clv_angles(A[:, pred]),
+    np.testing.assert_allclose(res.clv_angle_lagged[:, -1], clv_angles(A[:, pred]),
                                rtol=0, atol=1e-8)
 
     # L = K − k is Ginelli itself, bit for bit
@@ -241,7 +254,7 @@ def test_batched_equals_reference():
     np.testing.assert_allclose(res.clv_angle, ref["angle"], **tol)
     np.testing.assert_allclose(res.clv_angle_lagged, ref["angle_lag"], **tol)
     np.testing.assert_allclose(res.clv_growth_lagged * dt, ref["growth_lag"] * dt, **tol)
-    np.testing.assert_allclose(ly.clv_angles(V[:, 1:]), res.clv_angle, **tol)
+    np.testing.assert_allclose(clv_angles(V[:, 1:]), res.clv_angle, **tol)
     # each network's arithmetic is independent of its batch
     alone = ly.analyse(M[2:3], dt, seed=seed, backward_transient=0, prediction_index=pred,
                        lags=lags)
@@ -340,7 +353,7 @@ def test_identity_propagators():
     assert np.abs(res.lyapunov_exponent).max() <= 1e-12
     assert np.abs(res.clv_growth).max() <= 1e-12
     # nothing moves: every CLV is F c_i for its column c_i of C* (F orthogonal keeps angles)
-    expected = ly.clv_angles(ly.random_upper_triangular(4, 0))
+    expected = clv_angles(ly.random_upper_triangular(4, 0))
     np.testing.assert_allclose(res.clv_angle, np.broadcast_to(expected, res.clv_angle.shape),
                                atol=1e-12)
 
@@ -470,7 +483,13 @@ def test_analyse_chunk(tmp_path):
         assert ds[name].attrs["long_name"] and "units" in ds[name].attrs, name
         if name not in ("valid", "clv_converged"):
             assert ds[name].dtype == np.float64, name
-    assert ds["local_exponent"].attrs["units"] == "1/t" and ds["clv_angle"].attrs["units"] == "rad"
+    # flow time is dimensionless: rates per unit flow time have UDUNITS "1"
+    assert ds["local_exponent"].attrs["units"] == "1" and ds["clv_angle"].attrs["units"] == "rad"
+    assert "per unit flow time" in ds["lyapunov_exponent"].attrs["long_name"]
+    for name, meanings in (("valid", "invalid valid"), ("clv_converged", "unconverged converged")):
+        np.testing.assert_array_equal(ds[name].attrs["flag_values"], [0, 1])
+        assert ds[name].attrs["flag_values"].dtype == ds[name].dtype == np.int8
+        assert ds[name].attrs["flag_meanings"] == meanings
     np.testing.assert_array_equal(ds["network"], np.arange(100, 104))
     np.testing.assert_array_equal(ds["time"][:3], [0.005, 0.010, 0.015])
     np.testing.assert_array_equal(ds["lag"], [5, 10, 20])

@@ -522,3 +522,41 @@ def test_early_stopping_edge_cases():
         early_stopping_curve([np.nan, 0.5], [True, False], [False, True], 10, 100, [0.5])
     with pytest.raises(ValueError, match="stop_step"):
         early_stopping_curve([0.5], [True], [False], 200, 100, [0.5])
+
+
+# --- package layout (issue 12) -----------------------------------------------------------
+
+def test_package_public_api_and_module_size():
+    import importlib
+    import pathlib
+
+    import weightdyn.prediction as wp
+
+    for name in wp.__all__:
+        assert hasattr(wp, name), name
+    for module in ("best_available", "classifier", "early_stopping", "features", "statistics",
+                   "study"):
+        mod = importlib.import_module(f"weightdyn.prediction.{module}")
+        assert mod.__doc__ and mod.__all__, module
+        for name in mod.__all__:
+            assert hasattr(mod, name), f"{module}.{name}"
+        assert len(pathlib.Path(mod.__file__).read_text().splitlines()) <= 400, module
+
+
+def test_predict_combination_with_a_config_slice(predicted):
+    """The predict rule may pass only the prediction and classes sections (learning rate and
+    steps from the gathered attributes): same dataset and rows as with the whole config."""
+    G, cfg, P, auc = predicted
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        P2, rows = predict_combination(
+            G, {"prediction": dict(cfg["prediction"]), "classes": dict(cfg["classes"])})
+    xr.testing.assert_identical(P2, P)
+    pd.testing.assert_frame_equal(pd.DataFrame(rows, columns=AUC_COLUMNS), auc)
+
+
+def test_prediction_dataset_units_are_udunits(predicted):
+    """CF units: only the dimensionless "1" (no "1/t" or "steps")."""
+    _, _, P, _ = predicted
+    units = {v: P[v].attrs["units"] for v in P.variables if "units" in P[v].attrs}
+    assert units and set(units.values()) == {"1"}

@@ -98,10 +98,12 @@ def slurm():
 
 @pytest.fixture(scope="module")
 def study_config(tmp_path_factory):
-    """config/tiny.yaml, kept at <= 2 combinations x 2 chunks (the chunking does not change any
-    network's result: a network's random stream depends only on its index)."""
-    with open(TINY, encoding="utf-8") as fh:
-        cfg = yaml.safe_load(fh)
+    """config.yaml with the overlay config/tiny.yaml, kept at <= 2 combinations x 2 chunks (the
+    chunking does not change any network's result: a network's random stream depends only on
+    its index); written out complete."""
+    from weightdyn.plan import load_config
+
+    cfg = load_config(TINY)
     cfg["activations"] = cfg["activations"][:2]
     cfg["initializations"] = cfg["initializations"][:1]
     if len(cfg["activations"]) * len(cfg["initializations"]) < 2:

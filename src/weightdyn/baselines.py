@@ -1,6 +1,6 @@
 """Free baseline predictors: what training itself shows at the prediction time t*.
 
-A stability indicator is worth something only beyond these (design.md §3, "Baselines"). From
+A stability indicator is worth something only beyond these (docs/methods.md §3, "Baselines"). From
 the training cost C(θ_n) and the gradient norm |∇C(θ_n)| recorded at every step n, at the step
 n* = round(t*/η) of each prediction time t*:
 

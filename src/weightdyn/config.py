@@ -1,4 +1,5 @@
-"""The study configuration: validation, fan-out into jobs, and job resources.
+"""The study configuration: validation (standard library only; ``jsonschema`` for the schema
+layer, imported when used).
 
 :func:`validate_config` rejects a bad configuration before any job runs, with a
 :class:`ConfigError` that names the offending key (dotted path, e.g. ``recording.jacobian_stride``)
@@ -8,35 +9,33 @@ and the allowed values. It runs two layers:
    by the Snakefile; unknown keys are rejected at every level);
 2. relations between values that a schema cannot express: registered activations and
    initialisations, strict integers, strides dividing the steps, ordered thresholds, times, lags
-   and windows inside the training, chunk size within the ensemble, teacher shapes.
+   and windows inside the training, chunk size within the ensemble, teacher shapes, the run
+   name (:func:`check_semantics`, what the Snakefile runs after Snakemake's schema validation).
 
-The rest of the module is the fan-out used by the workflow: :func:`combinations` (activation ×
-initialisation), :func:`chunk_ranges` and :func:`chunk_id` (networks per simulate job), and
-:func:`simulate_resources` (memory and runtime of a simulate job).
+The fan-out, config slices and resources are in :mod:`weightdyn.plan` (re-exported here).
 """
 
 from __future__ import annotations
 
-import copy
 import difflib
-import json
 import math
+import numbers
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
-
-from . import activations, initialization
+# The fan-out, config slices and resources live in weightdyn.plan (standard library only).
+from .plan import (
+    ACTIVATIONS,
+    INITIALIZATIONS,
+    RESERVED_RUN_NAMES,
+    RUN_NAME_PATTERN,
+    parameter_count,
+)
 
 
 class ConfigError(ValueError):
     """An invalid configuration; the message names the key and what is allowed."""
-
-
-#: config sections whose values determine the content of a simulation chunk file
-SIMULATION_SECTIONS = ("seed", "network", "task", "training")
-#: keys of ``recording`` that determine the content of a simulation chunk file
-SIMULATION_RECORDING_KEYS = ("record_stride", "jacobian_stride", "propagator_dtype")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -71,12 +70,13 @@ def _get(cfg: Mapping, key: str):
 
 
 def _is_int(value) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+    # numpy integers register as numbers.Integral, numpy floats as numbers.Real; bools are not
+    # numbers here (numpy.bool_ is neither)
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def _is_number(value) -> bool:
-    return (isinstance(value, (int, float, np.integer, np.floating))
-            and not isinstance(value, (bool, np.bool_)))
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
 
 
 def _int(cfg, key: str, minimum: int = 1) -> int:
@@ -181,8 +181,8 @@ def check_schema(cfg: Mapping, schema) -> None:
 
 
 def _check_names(cfg) -> None:
-    for key, known in (("activations", activations.names()),
-                       ("initializations", list(initialization.SCHEMES))):
+    for key, known in (("activations", list(ACTIVATIONS)),
+                       ("initializations", list(INITIALIZATIONS))):
         values = _list(cfg, key)
         for i, name in enumerate(values):
             if name not in known:
@@ -191,20 +191,42 @@ def _check_names(cfg) -> None:
             _fail(key, f"must not contain duplicates, got {values}")
 
 
+def _shape(value):
+    """Shape of a rectangular nested list of finite numbers, or None."""
+    if _is_number(value):
+        return () if math.isfinite(value) else None
+    if not isinstance(value, (list, tuple)) or not value:
+        return None
+    shapes = {_shape(item) for item in value}
+    if len(shapes) != 1 or None in shapes:
+        return None
+    return (len(value), *shapes.pop())
+
+
 def _check_teacher(cfg, inputs: int, hidden: int, outputs: int) -> None:
     shapes = {"W1": (hidden, inputs), "b1": (hidden,), "W2": (outputs, hidden), "b2": (outputs,)}
     for name, shape in shapes.items():
         key = f"task.teacher.{name}"
         value = _get(cfg, key)
-        try:
-            array = np.asarray(value, dtype=float)
-        except (TypeError, ValueError):
-            _fail(key, f"must be a numeric array of shape {shape}, got {value!r}")
-        if array.shape != shape:
-            _fail(key, f"has shape {array.shape}, the network (inputs={inputs}, hidden={hidden}, "
+        found = _shape(value)
+        if found is None:
+            _fail(key, f"must be a finite numeric array of shape {shape}, got {value!r}")
+        if found != shape:
+            _fail(key, f"has shape {found}, the network (inputs={inputs}, hidden={hidden}, "
                        f"outputs={outputs}) needs shape {shape}")
-        if not np.all(np.isfinite(array)):
-            _fail(key, f"must be finite, got {value!r}")
+
+
+def _check_run(cfg) -> None:
+    run = cfg.get("run", {})
+    if not isinstance(run, Mapping):
+        _fail("run", f"must be a mapping, got {run!r}")
+    name = run.get("name", "")
+    if not isinstance(name, str) or not re.fullmatch(RUN_NAME_PATTERN, name):
+        _fail("run.name", f"must be empty (the default study) or a folder name of letters, "
+                          f"digits, '_', '-', '.' (not starting with '.'), got {name!r}")
+    if name in RESERVED_RUN_NAMES:
+        _fail("run.name", f"{name!r} is an output folder of the default study; reserved: "
+                          f"{list(RESERVED_RUN_NAMES)}")
 
 
 def check_semantics(cfg: Mapping) -> None:
@@ -214,6 +236,7 @@ def check_semantics(cfg: Mapping) -> None:
     _int(cfg, "seed", minimum=0)
     inputs, hidden, outputs = (_int(cfg, f"network.{k}") for k in ("inputs", "hidden", "outputs"))
     _check_names(cfg)
+    _check_run(cfg)
 
     _int(cfg, "task.grid_points")
     low, high = _number(cfg, "task.grid_low"), _number(cfg, "task.grid_high")
@@ -331,146 +354,3 @@ def validate_config(cfg: Mapping, schema=None) -> None:
     if schema is not None:
         check_schema(cfg, schema)
     check_semantics(cfg)
-
-
-# --------------------------------------------------------------------------- fan-out
-
-
-def combinations(cfg: Mapping) -> list[tuple[str, str]]:
-    """All (activation, initialization) pairs, in config order (activation outermost)."""
-    return [(a, i) for a in cfg["activations"] for i in cfg["initializations"]]
-
-
-def chunk_ranges(networks: int, chunk_size: int) -> list[tuple[int, int]]:
-    """Network ranges [start, stop) of consecutive chunks; the last one may be shorter."""
-    if not (_is_int(networks) and _is_int(chunk_size)) or networks < 1 or chunk_size < 1:
-        raise ValueError(f"networks and chunk_size must be positive integers, "
-                         f"got {networks!r}, {chunk_size!r}")
-    return [(start, min(start + chunk_size, networks)) for start in range(0, networks, chunk_size)]
-
-
-def chunk_width(n_chunks: int) -> int:
-    """Digits of a chunk number: at least 3, more if there are ≥ 1000 chunks."""
-    return max(3, len(str(max(n_chunks - 1, 0))))
-
-
-def chunk_id(index: int, n_chunks: int) -> str:
-    """Zero-padded chunk number, e.g. ``"007"`` (the file is ``chunk007.nc``)."""
-    if not 0 <= index < n_chunks:
-        raise ValueError(f"chunk {index} does not exist: there are {n_chunks} chunks")
-    return f"{index:0{chunk_width(n_chunks)}d}"
-
-
-def chunk_ids(cfg: Mapping) -> list[str]:
-    """The chunk numbers of one combination, in order."""
-    ens = cfg["ensemble"]
-    n = len(chunk_ranges(ens["networks"], ens["chunk_size"]))
-    return [chunk_id(i, n) for i in range(n)]
-
-
-def chunk_range(cfg: Mapping, chunk: str) -> tuple[int, int]:
-    """Networks [start, stop) of the chunk with number ``chunk`` (e.g. ``"007"``)."""
-    ens = cfg["ensemble"]
-    ranges = chunk_ranges(ens["networks"], ens["chunk_size"])
-    if chunk not in chunk_ids(cfg):
-        raise ValueError(f"chunk {chunk!r} does not exist for ensemble.networks="
-                         f"{ens['networks']}, ensemble.chunk_size={ens['chunk_size']} "
-                         f"(chunks {chunk_id(0, len(ranges))} … {chunk_id(len(ranges) - 1, len(ranges))})")
-    return ranges[int(chunk)]
-
-
-def simulation_config(cfg: Mapping) -> dict:
-    """The part of the config that determines a simulation chunk's content (JSON-normalised).
-
-    Chunk boundaries are not part of it: a network's trajectory does not depend on its chunk.
-    """
-    sub = {key: copy.deepcopy(cfg[key]) for key in SIMULATION_SECTIONS}
-    sub["recording"] = {key: cfg["recording"][key] for key in SIMULATION_RECORDING_KEYS}
-    return json.loads(json.dumps(sub, sort_keys=True))
-
-
-def analysis_config(cfg: Mapping) -> dict:
-    """The part of the config that determines a lyapunov chunk's content (JSON-normalised):
-    the simulation's, the Lyapunov settings, the prediction times, the baseline slope window and
-    the loss-curve stride."""
-    sub = simulation_config(cfg)
-    sub["lyapunov"] = copy.deepcopy(cfg["lyapunov"])
-    sub["prediction_times"] = list(cfg["prediction"]["times"])
-    sub["baseline_slope_steps"] = cfg["prediction"]["slope_steps"]
-    sub["loss_curve_stride"] = cfg["recording"]["loss_curve_stride"]
-    return json.loads(json.dumps(sub, sort_keys=True))
-
-
-def parameter_count(cfg: Mapping) -> int:
-    """Dimension d of θ: hidden·inputs + hidden + outputs·hidden + outputs."""
-    n = cfg["network"]
-    return n["hidden"] * n["inputs"] + n["hidden"] + n["outputs"] * n["hidden"] + n["outputs"]
-
-
-def simulate_resources(cfg: Mapping, networks: int) -> dict[str, int]:
-    """Memory (MB) and runtime (min) of a simulate job over ``networks`` networks.
-
-    * ``mem_mb = 1000 + ceil(2 · networks · bytes_per_network / 10⁶)`` with
-      ``bytes_per_network = 8 · (K·d² + R·(d + 1) + 2(T + 1))``: K propagators of d × d, R
-      recorded θ and losses, and the cost and gradient norm at every step, counted as float64
-      and twice (integration output plus the write); 1000 MB for the interpreter, numba, xarray
-      and netCDF.
-    * ``runtime = 10 + ceil(networks · steps · d² · samples / 5·10⁹)`` minutes: the kernel costs
-      ~d²·samples per network-step; one core here does ~1.2·10⁹ such units per second, so the
-      bound (5·10⁹ per minute) leaves a factor ~15 for slower or shared cores, plus 10 min for
-      start-up and numba compilation.
-    """
-    d = parameter_count(cfg)
-    steps = cfg["training"]["steps"]
-    rec = cfg["recording"]
-    n_strides = steps // rec["jacobian_stride"]
-    n_records = len(range(0, steps + 1, rec["record_stride"])) + 1
-    bytes_per_network = 8 * (n_strides * d * d + n_records * (d + 1) + 2 * (steps + 1))
-    samples = cfg["task"]["grid_points"] ** cfg["network"]["inputs"]
-    return {
-        "mem_mb": 1000 + math.ceil(2 * networks * bytes_per_network / 1e6),
-        "runtime": 10 + math.ceil(networks * steps * d * d * samples / 5e9),
-    }
-
-
-def lyapunov_resources(cfg: Mapping, networks: int) -> dict[str, int]:
-    """Memory (MB) and runtime (min) of a lyapunov job over ``networks`` networks.
-
-    * ``mem_mb = 1000 + ceil(3 · networks · 8 · K · d² / 10⁶)``: the propagators as read and in
-      float64, one network's R per thread, and the outputs (measured: ~0.5 GB for the default
-      chunk of 500 networks).
-    * ``runtime = 10 + ceil(networks · K · d³ / 2·10⁹)`` minutes (measured: ~1 s per default
-      chunk; the bound leaves a large margin for slow or shared cores).
-    """
-    d = parameter_count(cfg)
-    n_strides = cfg["training"]["steps"] // cfg["recording"]["jacobian_stride"]
-    return {
-        "mem_mb": 1000 + math.ceil(3 * networks * 8 * n_strides * d * d / 1e6),
-        "runtime": 10 + math.ceil(networks * n_strides * d**3 / 2e9),
-    }
-
-
-def gather_resources(cfg: Mapping) -> dict[str, int]:
-    """Memory (MB) and runtime (min) of a gather job, which holds the lyapunov outputs of all
-    networks of a combination at once:
-
-    * ``mem_mb = 1000 + ceil(3 · networks · 8 · B / 10⁶)`` with B values per network: time
-      series T·(d + P) (T stored times, P = d(d−1)/2 pairs), fixed-lag estimates
-      L·N·(P + 2d) (L lags, N prediction times), the FTLEs, Ginelli CLV features and baselines
-      at the prediction times N·(P + 2d + 3), θ_0 and the loss curve; ×3 for concatenation and
-      the quantiles.
-    * ``runtime = 10 + ceil(networks / 20000)`` minutes.
-    """
-    d = parameter_count(cfg)
-    pairs = d * (d - 1) // 2
-    steps = cfg["training"]["steps"]
-    rec, ens, lya = cfg["recording"], cfg["ensemble"], cfg["lyapunov"]
-    n_times = steps // rec["jacobian_stride"] // lya["output_stride"] + len(cfg["prediction"]["times"])
-    n_lagged = len(lya["lags"]) * len(cfg["prediction"]["times"])
-    n_pred = len(cfg["prediction"]["times"])
-    values = (n_times * (d + pairs) + n_lagged * (pairs + 2 * d) + n_pred * (pairs + 2 * d + 3)
-              + d + steps // rec["loss_curve_stride"] + 2)
-    return {
-        "mem_mb": 1000 + math.ceil(3 * ens["networks"] * 8 * values / 1e6),
-        "runtime": 10 + math.ceil(ens["networks"] / 20000),
-    }

@@ -29,8 +29,8 @@ import xarray as xr
 
 from . import __version__, chunkio
 from .baselines import baseline_features
-from .config import analysis_config, simulation_config
-from .outcomes import CLASS_LABELS, HIGH, LOW, classify, flow_time
+from .plan import analysis_config, simulation_config
+from .outcomes import CLASS_LABELS, HIGH, LOW, MIDDLE, classify, flow_time
 
 log = logging.getLogger(__name__)
 
@@ -193,25 +193,31 @@ def gather(chunks: Sequence[tuple[str | Path, int, int]], cfg: dict, activation:
     out = ds.drop_vars(["ftle", "clv_angle"])
     out["outcome"] = ("network", outcome, {
         "long_name": f"outcome class: 0 low (c_f < {low}), 1 middle, 2 high (c_f > {high} or "
-                     "not finite)", "flag_values": [0, 1, 2], "flag_meanings": "low middle high",
-        "units": "1"})
+                     "not finite)", "flag_values": np.array([LOW, MIDDLE, HIGH], dtype=np.int8),
+        "flag_meanings": " ".join(CLASS_LABELS), "units": "1"})
     out["ftle_quantiles"] = _class_quantiles(ds["ftle"], outcome, valid)
     out["ftle_quantiles"].attrs = {"long_name": "class-wise quantiles of the cumulative FTLE "
-                                                "over valid networks", "units": "1/t"}
+                                                "over valid networks (per unit flow time)",
+                                   "units": "1"}
     out["clv_angle_quantiles"] = _class_quantiles(ds["clv_angle"], outcome, valid)
     out["clv_angle_quantiles"].attrs = {"long_name": "class-wise quantiles of the Ginelli CLV "
                                                      "angles over valid networks", "units": "rad"}
     out["loss_curve"] = (("sample", "step"), ds["loss"].values[samples], ds["loss"].attrs)
     out["sample_network"] = ("sample", ds["network"].values[samples],
-                             {"long_name": "network of the sample loss curve"})
+                             {"long_name": "network of the sample loss curve", "units": "1"})
     out["sample_outcome"] = ("sample", outcome[samples],
-                             {"long_name": "outcome class of the sample (0 low, 1 middle, 2 high)"})
+                             {"long_name": "outcome class of the sample (0 low, 1 middle, 2 high)",
+                              "units": "1",
+                              "flag_values": np.array([LOW, MIDDLE, HIGH], dtype=np.int8),
+                              "flag_meanings": " ".join(CLASS_LABELS)})
     out = out.assign_coords(
-        class_name=("class_name", ["low", "high"]), quantile=("quantile", list(QUANTILES)),
-        sample=("sample", np.arange(samples.size)), time=ds["time"])
+        class_name=("class_name", ["low", "high"], {"long_name": "outcome class"}),
+        quantile=("quantile", list(QUANTILES), {"long_name": "quantile", "units": "1"}),
+        sample=("sample", np.arange(samples.size),
+                {"long_name": "sample loss curve index", "units": "1"}),
+        time=ds["time"])
     n_diverged = int(ds["diverged"].sum())
     out.attrs = {
-        "title": "weightdyn gathered results of one (activation, initialization)",
         "activation": activation,
         "initialization": initialization,
         "low": float(low),

@@ -1,7 +1,12 @@
 """One simulation chunk: networks [start, stop) of one (activation, initialization).
 
-Builds the chunk dataset of the data contract (design.md §6): θ and loss at the recorded
+Builds the chunk dataset of the data contract (docs/methods.md §6): θ and loss at the recorded
 steps, tangent propagators M_k over every ``jacobian_stride`` steps, final loss and divergence.
+Reading and writing the file is :mod:`weightdyn.chunkio`'s
+(:func:`~weightdyn.chunkio.write_simulation_chunk`, :func:`~weightdyn.chunkio.read_simulation_chunk`).
+
+Units follow CF: flow time t = n·η is dimensionless ("1"), and so are step numbers (their
+long_name says "step"); 0/1 and sentinel integers declare ``flag_values``/``flag_meanings``.
 """
 
 from __future__ import annotations
@@ -14,9 +19,6 @@ from .initialization import initial_parameters
 from .network import Architecture
 from .task import teacher_task
 
-#: variables every simulation chunk file must hold
-CHUNK_VARIABLES = ("theta", "loss", "step_loss", "gradient_norm", "final_loss", "diverged",
-                   "divergence_step", "propagator")
 
 
 def simulate_chunk(cfg: dict, activation: str, initialization: str, start: int, stop: int,
@@ -51,10 +53,19 @@ def chunk_dataset(cfg, activation, initialization, index, arch: Architecture,
             "final_loss": ("network", out.final_loss,
                            {"long_name": "final training cost c_f (inf if diverged)", "units": "1"}),
             "diverged": ("network", (out.divergence_step >= 0).astype(np.int8),
-                         {"long_name": "1 if the network diverged", "units": "1"}),
+                         {"long_name": "1 if the network diverged", "units": "1",
+                          "flag_values": np.array([0, 1], dtype=np.int8),
+                          "flag_meanings": "not_diverged diverged"}),
             "divergence_step": ("network", out.divergence_step,
-                                {"long_name": "first step failing the divergence check, -1 if none",
-                                 "units": "steps"}),
+                                {"long_name": "first gradient-descent step failing the "
+                                              "divergence check (step number), -1 if none",
+                                 "units": "1",
+                                 "flag_values": np.array([-1], dtype=out.divergence_step.dtype),
+                                 "flag_meanings": "did_not_diverge",
+                                 "comment": "-1: the network did not diverge; otherwise the "
+                                            "step n (flow time n * learning_rate) at which its "
+                                            "loss or a parameter first exceeded the divergence "
+                                            "bound"}),
             "step_loss": (("network", "iteration"), out.step_loss,
                           {"long_name": "training cost C at every gradient-descent step",
                            "units": "1"}),
@@ -68,38 +79,28 @@ def chunk_dataset(cfg, activation, initialization, index, arch: Architecture,
         },
         coords={
             "network": ("network", np.asarray(index, dtype=np.int64),
-                        {"long_name": "network index within the combination"}),
-            "step": ("step", steps, {"long_name": "gradient-descent step", "units": "steps"}),
+                        {"long_name": "network index within the combination", "units": "1"}),
+            "step": ("step", steps, {"long_name": "gradient-descent step number (recorded steps)",
+                                     "units": "1"}),
             "iteration": ("iteration", np.arange(out.step_loss.shape[1]),
-                          {"long_name": "gradient-descent step n = 0 ... T (every step)"}),
+                          {"long_name": "gradient-descent step number n = 0 ... T (every step)",
+                           "units": "1"}),
             "t": ("step", steps * eta, {"long_name": "flow time t = n * eta", "units": "1"}),
             "param": ("param", names, {"long_name": "parameter"}),
             "param_i": ("param_i", names, {"long_name": "parameter (row of M)"}),
             "param_j": ("param_j", names, {"long_name": "parameter (column of M)"}),
             "stride": ("stride", np.arange(out.propagator.shape[1]),
-                       {"long_name": "propagator index k: steps k*s ... (k+1)*s"}),
+                       {"long_name": "propagator index k: steps k*s ... (k+1)*s",
+                        "units": "1"}),
         },
         attrs={
-            "title": "weightdyn simulation chunk",
             "activation": activation,
             "initialization": initialization,
             "learning_rate": eta,
             "record_stride": rec["record_stride"],
             "jacobian_stride": stride,
             "steps": train["steps"],
-            **chunkio.provenance(cfg, "simulate"),
+            **chunkio.provenance(cfg, "simulate", title="weightdyn simulation chunk"),
         },
     )
     return ds
-
-
-def write_chunk(ds: xr.Dataset, path, propagator_dtype: str = "float64",
-                compress: bool = False) -> None:
-    """Write a chunk dataset; propagators in ``propagator_dtype``, all else float64; no
-    compression by default (the chunk is temporary: it lives until its lyapunov job has run)."""
-    chunkio.write_dataset(ds, path, dtypes={"propagator": propagator_dtype}, compress=compress)
-
-
-def read_chunk(path) -> xr.Dataset:
-    """Read a chunk file written by :func:`write_chunk` (errors name the file)."""
-    return chunkio.read_dataset(path, CHUNK_VARIABLES)

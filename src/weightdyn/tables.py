@@ -20,12 +20,18 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from .outcomes import EVENTS, HIGH, LOW, MIDDLE
+from .outcomes import CLASS_LABELS, EVENTS, HIGH, LOW, MIDDLE
 from .prediction import AUC_COLUMNS, CLV_CONVERGENCE_ANGLE, INDICATOR_FAMILIES
+
+__all__ = [
+    "auc_table", "best_available", "classes_table", "clv_convergence_table", "first_clv_time",
+    "nearest", "stability_table", "summary_markdown",
+]
 
 
 def classes_table(gathered: Mapping[tuple[str, str], object]) -> pd.DataFrame:
-    """Class fractions of each combination from its gathered dataset (outcome 0/1/2)."""
+    """Class fractions of each combination from its gathered dataset (``outcome`` = LOW, MIDDLE
+    or HIGH of weightdyn.outcomes; ``diverged`` = 1 for a diverged run)."""
     rows = []
     for (act, init), G in gathered.items():
         outcome = G["outcome"].values
@@ -64,12 +70,13 @@ def stability_table(gathered: Mapping[tuple[str, str], object], vectors) -> pd.D
         pairs = [p for p in G["pair"].values
                  if all(int(k) in set(vectors) for k in str(p).split("-"))]
         tangency = G["clv_tangency_fraction"].sel(pair=pairs).mean("pair").values
-        for code, name in ((LOW, "low"), (HIGH, "high")):
+        for code in (LOW, HIGH):
             m = (G["outcome"].values == code) & (G["valid"].values == 1)
             if not m.any():
                 continue
             q = np.quantile(lam1[m], [0.25, 0.5, 0.75])
-            rows.append(dict(activation=act, initialization=init, outcome=name, n=int(m.sum()),
+            rows.append(dict(activation=act, initialization=init, outcome=CLASS_LABELS[code],
+                             n=int(m.sum()),
                              lyapunov_1_q25=q[0], lyapunov_1_median=q[1], lyapunov_1_q75=q[2],
                              frac_lyapunov_1_positive=float(np.mean(lam1[m] > 0)),
                              frac_lyapunov_1_above_0_5=float(np.mean(lam1[m] > 0.5)),

@@ -1,21 +1,33 @@
-# Helpers shared by the rules: fan-out of the study into jobs, input functions, resources.
-# The logic lives in weightdyn.config (tested without Snakemake); this file only adapts it.
+# Helpers shared by the rules: fan-out of the study into jobs, output paths of the run, input
+# functions, resources. The logic lives in weightdyn.plan (standard library only, tested without
+# Snakemake); this file only adapts it.
 
-from weightdyn.config import (
-    analysis_config,
-    chunk_ids,
-    chunk_range,
-    combinations,
-    gather_resources,
-    lyapunov_resources,
-    simulate_resources,
-    simulation_config,
-)
-from weightdyn.figures import FIGURES
+COMBINATIONS = plan.combinations(config)
+CHUNKS = plan.chunk_ids(config)
+GATHER_RESOURCES = plan.gather_resources(config)
+FIGURE_NAMES = plan.FIGURE_NAMES
 
-COMBINATIONS = combinations(config)
-CHUNKS = chunk_ids(config)
-GATHER_RESOURCES = gather_resources(config)
+# Output folders of this run: results/, logs/, benchmarks/ for the default study (run.name
+# empty), results/<name>/, logs/<name>/, benchmarks/<name>/ for a named run (config/*.yaml), so
+# that no run overwrites another's outputs.
+RUN = plan.run_prefix(config)
+RESULTS = f"results/{RUN}"
+
+
+def results_path(path):
+    """``path`` in this run's results folder (results/ or results/<name>/)."""
+    return f"{RESULTS}{path}"
+
+
+def logs_path(path):
+    """``path`` in this run's log folder (logs/ or logs/<name>/)."""
+    return f"logs/{RUN}{path}"
+
+
+def benchmarks_path(path):
+    """``path`` in this run's benchmark folder (benchmarks/rules/ or benchmarks/<name>/rules/)."""
+    return f"benchmarks/{RUN}rules/{path}"
+
 
 # The simulate chunk files (with the propagators) are temp(): deleted as soon as their lyapunov
 # job has run, unless the config sets recording.keep_propagators: true.
@@ -37,27 +49,27 @@ def chunk_output(path):
 
 def chunk_networks(wildcards):
     """Networks [start, stop) of the chunk in ``wildcards.chunk``."""
-    return chunk_range(config, wildcards.chunk)
+    return plan.chunk_range(config, wildcards.chunk)
 
 
 def simulate_resource(name):
-    """Resource ``name`` of a simulate job (weightdyn.config.simulate_resources), for its chunk's
+    """Resource ``name`` of a simulate job (weightdyn.plan.simulate_resources), for its chunk's
     size; scaled by the attempt number when a failed job is retried."""
 
     def get(wildcards, attempt):
         start, stop = chunk_networks(wildcards)
-        return simulate_resources(config, stop - start)[name] * attempt
+        return plan.simulate_resources(config, stop - start)[name] * attempt
 
     return get
 
 
 def lyapunov_resource(name):
-    """Resource ``name`` of a lyapunov job (weightdyn.config.lyapunov_resources), scaled by
+    """Resource ``name`` of a lyapunov job (weightdyn.plan.lyapunov_resources), scaled by
     the attempt number."""
 
     def get(wildcards, attempt):
         start, stop = chunk_networks(wildcards)
-        return lyapunov_resources(config, stop - start)[name] * attempt
+        return plan.lyapunov_resources(config, stop - start)[name] * attempt
 
     return get
 
@@ -65,7 +77,7 @@ def lyapunov_resource(name):
 def lyapunov_chunks(wildcards):
     """All lyapunov chunk files of the combination (act, init) in ``wildcards``."""
     return expand(
-        "results/lyapunov/{act}/{init}/chunk{chunk}.nc",
+        results_path("lyapunov/{act}/{init}/chunk{chunk}.nc"),
         act=wildcards.act,
         init=wildcards.init,
         chunk=CHUNKS,
@@ -74,25 +86,22 @@ def lyapunov_chunks(wildcards):
 
 def gather_outputs():
     """The gathered file of every combination."""
-    return [f"results/gather/{act}/{init}.nc" for act, init in COMBINATIONS]
+    return [f"{RESULTS}gather/{act}/{init}.nc" for act, init in COMBINATIONS]
 
 
 def prediction_outputs(ext):
     """The prediction file (``ext``: nc or csv) of every combination."""
-    return [f"results/prediction/{act}/{init}.{ext}" for act, init in COMBINATIONS]
-
-
-FIGURE_NAMES = list(FIGURES)
+    return [f"{RESULTS}prediction/{act}/{init}.{ext}" for act, init in COMBINATIONS]
 
 
 def all_targets():
     """Final outputs of the study, the input of the default target: tables and figures."""
     return [
-        "results/tables/classes.csv",
-        "results/tables/auc.csv",
-        "results/tables/summary.md",
+        f"{RESULTS}tables/classes.csv",
+        f"{RESULTS}tables/auc.csv",
+        f"{RESULTS}tables/summary.md",
         *(
-            f"results/figures/{name}.{ext}"
+            f"{RESULTS}figures/{name}.{ext}"
             for name in FIGURE_NAMES
             for ext in ("png", "pdf")
         ),

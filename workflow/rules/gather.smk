@@ -6,9 +6,9 @@ rule gather:
     input:
         lyapunov_chunks,
     output:
-        "results/gather/{act}/{init}.nc",
+        results_path("gather/{act}/{init}.nc"),
     log:
-        "logs/gather/{act}/{init}.log",
+        logs_path("gather/{act}/{init}.log"),
     conda:
         "../envs/weightdyn.yaml"
     threads: 1
@@ -16,6 +16,9 @@ rule gather:
         mem_mb=GATHER_RESOURCES["mem_mb"],
         runtime=GATHER_RESOURCES["runtime"],
     params:
-        networks=[chunk_range(config, c) for c in CHUNKS],
+        networks=[plan.chunk_range(config, c) for c in CHUNKS],
+        # What the script reads (weightdyn.plan.gather_config): the chunks are checked against
+        # its analysis part; the class thresholds classify the final losses.
+        gather=plan.gather_config(config),
     script:
         "../scripts/gather.py"

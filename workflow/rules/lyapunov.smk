@@ -6,13 +6,13 @@
 
 rule lyapunov:
     input:
-        "results/simulate/{act}/{init}/chunk{chunk}.nc",
+        results_path("simulate/{act}/{init}/chunk{chunk}.nc"),
     output:
-        "results/lyapunov/{act}/{init}/chunk{chunk}.nc",
+        results_path("lyapunov/{act}/{init}/chunk{chunk}.nc"),
     log:
-        "logs/lyapunov/{act}/{init}/chunk{chunk}.log",
+        logs_path("lyapunov/{act}/{init}/chunk{chunk}.log"),
     benchmark:
-        "benchmarks/rules/lyapunov/{act}/{init}/chunk{chunk}.tsv"
+        benchmarks_path("lyapunov/{act}/{init}/chunk{chunk}.tsv")
     priority: 10
     conda:
         "../envs/weightdyn.yaml"
@@ -22,7 +22,7 @@ rule lyapunov:
         runtime=lyapunov_resource("runtime"),
     params:
         networks=chunk_networks,
-        # Part of the job's identity: a change here reruns the chunk (params rerun trigger).
-        analysis=analysis_config(config),
+        # What the script reads (weightdyn.plan.analysis_config): a change reruns the chunk.
+        analysis=plan.analysis_config(config),
     script:
         "../scripts/lyapunov.py"

@@ -4,18 +4,21 @@
 
 rule predict:
     input:
-        "results/gather/{act}/{init}.nc",
+        results_path("gather/{act}/{init}.nc"),
     output:
-        dataset="results/prediction/{act}/{init}.nc",
-        table="results/prediction/{act}/{init}.csv",
+        dataset=results_path("prediction/{act}/{init}.nc"),
+        table=results_path("prediction/{act}/{init}.csv"),
     log:
-        "logs/predict/{act}/{init}.log",
+        logs_path("predict/{act}/{init}.log"),
     conda:
         "../envs/weightdyn.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        # What the script reads (weightdyn.plan.predict_config): prediction settings, classes.
+        config=plan.predict_config(config),
     script:
         "../scripts/predict.py"
 
@@ -26,29 +29,32 @@ rule tables:
         predictions=prediction_outputs("csv"),
     output:
         classes=report(
-            "results/tables/classes.csv",
+            results_path("tables/classes.csv"),
             caption="../report/table_classes.rst",
             category="Tables",
         ),
         auc=report(
-            "results/tables/auc.csv",
+            results_path("tables/auc.csv"),
             caption="../report/table_auc.rst",
             category="Tables",
         ),
         summary=report(
-            "results/tables/summary.md",
+            results_path("tables/summary.md"),
             caption="../report/table_summary.rst",
             category="Tables",
         ),
-        provenance="results/tables/provenance.json",
+        provenance=results_path("tables/provenance.json"),
     log:
-        "logs/tables.log",
+        logs_path("tables.log"),
     conda:
         "../envs/weightdyn.yaml"
     threads: 1
     resources:
         mem_mb=2000,
         runtime=10,
+    params:
+        # What the script reads (weightdyn.plan.report_config): the prediction section.
+        prediction=plan.report_config(config),
     script:
         "../scripts/tables.py"
 
@@ -60,20 +66,23 @@ rule figures:
     output:
         png=[
             report(
-                f"results/figures/{name}.png",
+                f"{RESULTS}figures/{name}.png",
                 caption=f"../report/{name}.rst",
                 category="Figures",
             )
             for name in FIGURE_NAMES
         ],
-        pdf=[f"results/figures/{name}.pdf" for name in FIGURE_NAMES],
+        pdf=[f"{RESULTS}figures/{name}.pdf" for name in FIGURE_NAMES],
     log:
-        "logs/figures.log",
+        logs_path("figures.log"),
     conda:
         "../envs/weightdyn.yaml"
     threads: 1
     resources:
         mem_mb=4000,
         runtime=20,
+    params:
+        # What the script reads (weightdyn.plan.report_config): the prediction section.
+        prediction=plan.report_config(config),
     script:
         "../scripts/figures.py"

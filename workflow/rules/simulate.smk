@@ -4,11 +4,11 @@
 
 rule simulate:
     output:
-        chunk_output("results/simulate/{act}/{init}/chunk{chunk}.nc"),
+        chunk_output(results_path("simulate/{act}/{init}/chunk{chunk}.nc")),
     log:
-        "logs/simulate/{act}/{init}/chunk{chunk}.log",
+        logs_path("simulate/{act}/{init}/chunk{chunk}.log"),
     benchmark:
-        "benchmarks/rules/simulate/{act}/{init}/chunk{chunk}.tsv"
+        benchmarks_path("simulate/{act}/{init}/chunk{chunk}.tsv")
     conda:
         "../envs/weightdyn.yaml"
     # numba threads over the networks of the chunk (NUMBA_NUM_THREADS); 1 by default, since
@@ -20,7 +20,7 @@ rule simulate:
         runtime=simulate_resource("runtime"),
     params:
         networks=chunk_networks,
-        # Part of the job's identity: a change here reruns the chunk (params rerun trigger).
-        simulation=simulation_config(config),
+        # What the script reads (weightdyn.plan.simulation_config): a change reruns the chunk.
+        simulation=plan.simulation_config(config),
     script:
         "../scripts/simulate.py"

@@ -1,15 +1,16 @@
-"""Rule figures: figures 1–9 of the study (PNG and PDF) from the gathered and prediction files."""
+"""Rule figures: figures 1–9 of the study (PNG and PDF) from the gathered and prediction files.
 
-import sys
+Reads the config slice ``params.prediction`` (weightdyn.plan.report_config); the provenance
+stamp records the study's whole configuration (without ``run``).
+"""
+
+import common  # noqa: F401  (src/ on sys.path, NUMBA_NUM_THREADS)
+
 from pathlib import Path
-
-# Use the weightdyn of this checkout (src/ beside workflow/), as the Snakefile does.
-_SRC = Path(snakemake.scriptdir).resolve().parents[1] / "src"
-if (_SRC / "weightdyn").is_dir():
-    sys.path.insert(0, str(_SRC))
 
 from weightdyn import figures
 from weightdyn.chunkio import provenance, read_dataset
+from weightdyn.plan import science_config
 from weightdyn.runlog import script_logging
 
 
@@ -22,8 +23,8 @@ def by_combination(paths):
 with script_logging(snakemake.log[0], snakemake.rule) as log:
     inputs = {"gathered": by_combination(snakemake.input.gathered),
               "prediction": by_combination(snakemake.input.predictions)}
-    stamp = provenance(snakemake.config, snakemake.rule)
-    options = figures.figure_options(snakemake.config)
+    stamp = provenance(science_config(snakemake.config), snakemake.rule)
+    options = figures.figure_options({"prediction": snakemake.params.prediction})
     for png in snakemake.output.png:
         name = Path(png).stem
         plot, kind = figures.FIGURES[name]

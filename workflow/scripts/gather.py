@@ -1,16 +1,11 @@
 """Rule gather: final losses, divergence and loss curves of one (activation, initialization).
 
-Checks every chunk's provenance (weightdyn.gather.check_chunk) and writes
-results/gather/{act}/{init}.nc.
+Checks every chunk's provenance (weightdyn.gather.check_chunk) against the config slice
+``params.gather`` (weightdyn.plan.gather_config) and writes results/gather/{act}/{init}.nc; the
+provenance stamp records the study's whole configuration (without ``run``).
 """
 
-import sys
-from pathlib import Path
-
-# Use the weightdyn of this checkout (src/ beside workflow/), as the Snakefile does.
-_SRC = Path(snakemake.scriptdir).resolve().parents[1] / "src"
-if (_SRC / "weightdyn").is_dir():
-    sys.path.insert(0, str(_SRC))
+import common  # src/ on sys.path, NUMBA_NUM_THREADS
 
 from weightdyn.chunkio import write_dataset
 from weightdyn.gather import gather
@@ -21,7 +16,9 @@ with script_logging(snakemake.log[0], snakemake.rule) as log:
         (path, start, stop)
         for path, (start, stop) in zip(snakemake.input, snakemake.params.networks)
     ]
-    ds = gather(chunks, snakemake.config, snakemake.wildcards.act, snakemake.wildcards.init)
+    ds = gather(chunks, snakemake.params.gather, snakemake.wildcards.act,
+                snakemake.wildcards.init)
+    common.record_study_config(ds.attrs)
     log.info("%d networks, %d diverged", ds.attrs["networks"], ds.attrs["n_diverged"])
     write_dataset(ds, snakemake.output[0])
     log.info("wrote %s", snakemake.output[0])

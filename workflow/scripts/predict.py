@@ -1,16 +1,16 @@
-"""Rule predict: naive Bayes prediction of E_low and E_high for one combination."""
+"""Rule predict: naive Bayes prediction of E_low and E_high for one combination.
 
-import sys
-from pathlib import Path
+Reads the config slice ``params.config`` (weightdyn.plan.predict_config: prediction settings and
+class thresholds); the provenance stamp records the study's whole configuration (without
+``run``).
+"""
 
-# Use the weightdyn of this checkout (src/ beside workflow/), as the Snakefile does.
-_SRC = Path(snakemake.scriptdir).resolve().parents[1] / "src"
-if (_SRC / "weightdyn").is_dir():
-    sys.path.insert(0, str(_SRC))
+import common  # noqa: F401  (src/ on sys.path, NUMBA_NUM_THREADS)
 
 import pandas as pd
 
 from weightdyn.chunkio import provenance, read_dataset, write_dataset
+from weightdyn.plan import science_config
 from weightdyn.prediction import AUC_COLUMNS, predict_combination
 from weightdyn.runlog import script_logging
 
@@ -19,8 +19,8 @@ with script_logging(snakemake.log[0], snakemake.rule) as log:
                                                  "log_loss_slope_at", "gradient_norm_at",
                                                  "theta0", "clv_angle_lagged",
                                                  "clv_growth_lagged"))
-    ds, rows = predict_combination(gathered, snakemake.config)
-    ds.attrs.update(provenance(snakemake.config, "predict"))
+    ds, rows = predict_combination(gathered, snakemake.params.config)
+    ds.attrs.update(provenance(science_config(snakemake.config), "predict"))
     write_dataset(ds, snakemake.output.dataset)
     pd.DataFrame(rows, columns=AUC_COLUMNS).to_csv(snakemake.output.table, index=False)
     log.info("%d AUC rows (%d best-available), %d computable", len(rows),

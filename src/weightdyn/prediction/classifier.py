@@ -1,7 +1,5 @@
-"""Fast, tested statistics for the prediction study (design.md §3 "Prediction", "Fair
-comparisons"): a vectorised Gaussian naive Bayes, midrank AUC, DeLong variances and the paired
-DeLong test, ROC curves on a grid, repeated stratified cross-validation of many feature sets at
-once and nested ("best available") selection.
+"""Gaussian naive Bayes, repeated stratified cross-validation of many feature sets at once and
+nested ("best available") selection (docs/methods.md §3 "Prediction", "Fair comparisons").
 
 Gaussian naive Bayes (the model of ``sklearn.naive_bayes.GaussianNB`` with its default
 ``var_smoothing`` = 1e-9). For classes c ∈ {0, 1} with training frequencies π_c, per-class
@@ -25,15 +23,16 @@ and the log-odds of any number of sets is one matrix product with a 0/1 membersh
 This is what makes thousands of fits (nested selection) cheap; it equals GaussianNB on the
 standardised set up to rounding (tested to 1e-10).
 
-AUC and DeLong (DeLong, DeLong & Clarke-Pearson 1988; fast midrank form of Sun & Xu 2014).
-For m positive scores X_i and n negative scores Y_j, ψ(x, y) = 1 if x > y, ½ if x = y, else 0.
-Placement values V10_i = (1/n) Σ_j ψ(X_i, Y_j), V01_j = (1/m) Σ_i ψ(X_i, Y_j); the AUC is the
-mean of either. With midranks T_z over all m + n scores, T_x within the positives and T_y within
-the negatives, V10_i = (T_z(X_i) − T_x(X_i))/n and V01_j = 1 − (T_z(Y_j) − T_y(Y_j))/m, so
-everything costs a few sorts (O(N log N)). For k scores on the same runs,
-S10 = cov(V10) and S01 = cov(V01) (k × k, ddof = 1), and Cov(AUC) = S10/m + S01/n. The paired
-test of AUC_a − AUC_b uses Var = c (S10/m + S01/n) cᵀ with c = (1, −1), z = Δ/SE, two-sided
-p = 2 Φ(−|z|).
+Cross-validation: ``repeats`` × stratified ``folds``-fold CV, random_state = seed + r for repeat
+r; standardisation and fit use the training fold only; the out-of-fold log-odds of each repeat
+are summarised by :mod:`weightdyn.prediction.statistics` (auc_mean, auc_std, DeLong interval,
+mean ROC). Nested selection (:func:`nested_best`): an inner stratified CV on each outer
+training fold picks the candidate set with the highest inner AUC, which is fitted on the outer
+training fold and scores the outer test fold, so the choice never sees the runs that score it.
+
+:func:`cross_validated_auc` and :func:`single_feature_auc` score one feature set (the
+reference API; :func:`weightdyn.prediction.predict_combination` computes exactly this for
+every set).
 """
 
 from __future__ import annotations
@@ -41,12 +40,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr
+from scipy.special import expit
+from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
+from .features import computability
+from .statistics import FPR_GRID, auc, delong_variance, summarise_scores
+
+__all__ = [
+    "VAR_SMOOTHING", "CVResult", "GaussianNBModel", "NestedResult", "SetScores", "SingleAUC",
+    "cross_validated_auc", "cv_set_scores", "gnb_fit", "gnb_joint_log_likelihood",
+    "gnb_log_odds", "nb_terms", "nested_best", "single_feature_auc", "standardise",
+    "stratified_splits",
+]
+
 VAR_SMOOTHING = 1e-9
-FPR_GRID = np.linspace(0.0, 1.0, 101)
-Z95 = 1.959963984540054
 
 
 # --------------------------------------------------------------------------------------------
@@ -138,154 +146,6 @@ def nb_terms(X_train, y_train, X_test, var_smoothing: float = VAR_SMOOTHING):
 
 
 # --------------------------------------------------------------------------------------------
-# ranks, AUC, DeLong
-# --------------------------------------------------------------------------------------------
-
-def midranks(a) -> np.ndarray:
-    """Midranks (1-based, ties get the mean of their ranks) along axis 0 of a 1-D or 2-D array."""
-    a = np.asarray(a, dtype=float)
-    one_d = a.ndim == 1
-    # sort rows of the transposed, contiguous copy (much faster than strided axis-0 sorts)
-    s = np.ascontiguousarray(a[None, :] if one_d else a.T)
-    k, n = s.shape
-    order = np.argsort(s, axis=1, kind="stable")
-    s = np.take_along_axis(s, order, axis=1)
-    new = np.ones(s.shape, dtype=bool)
-    new[:, 1:] = s[:, 1:] != s[:, :-1]
-    if new.all():
-        sorted_rank = np.broadcast_to(np.arange(1.0, n + 1.0), s.shape)
-    else:
-        idx = np.broadcast_to(np.arange(n), s.shape)
-        last = np.ones(s.shape, dtype=bool)
-        last[:, :-1] = new[:, 1:]
-        start = np.maximum.accumulate(np.where(new, idx, 0), axis=1)
-        end = np.minimum.accumulate(np.where(last, idx, n)[:, ::-1], axis=1)[:, ::-1]
-        sorted_rank = (start + end) / 2.0 + 1.0
-    ranks = np.empty(s.shape)
-    np.put_along_axis(ranks, order, sorted_rank, axis=1)
-    return ranks[0] if one_d else ranks.T
-
-
-def _check_scores(scores, y):
-    s = np.asarray(scores, dtype=float)
-    y = np.asarray(y).astype(bool)
-    one_d = s.ndim == 1
-    if one_d:
-        s = s[:, None]
-    if s.ndim != 2 or y.shape != (s.shape[0],):
-        raise ValueError(f"scores (n,) or (n, k) and y (n,) needed, got {s.shape}, {y.shape}")
-    if y.all() or not y.any():
-        raise ValueError("both classes must be present")
-    if not np.isfinite(s).all():
-        raise ValueError("scores must be finite")
-    return s, y, one_d
-
-
-def auc(scores, y) -> np.ndarray | float:
-    """AUC = P(score_pos > score_neg) + ½ P(=) by midranks (Mann–Whitney), per column."""
-    s, y, one_d = _check_scores(scores, y)
-    m, n = int(y.sum()), int((~y).sum())
-    r = midranks(s)
-    a = (r[y].sum(axis=0) - m * (m + 1) / 2.0) / (m * n)
-    return float(a[0]) if one_d else a
-
-
-def delong_placements(scores, y):
-    """(V10 (m, k), V01 (n, k), AUC (k,)) by midranks (Sun & Xu 2014); 1-D scores give k = 1."""
-    s, y, _ = _check_scores(scores, y)
-    m, n = int(y.sum()), int((~y).sum())
-    tz = midranks(s)
-    tx = midranks(s[y])
-    ty = midranks(s[~y])
-    v10 = (tz[y] - tx) / n
-    v01 = 1.0 - (tz[~y] - ty) / m
-    return v10, v01, v10.mean(axis=0)
-
-
-def delong_covariance(scores, y):
-    """(AUC (k,), covariance matrix (k, k)) = S10/m + S01/n (module docstring)."""
-    v10, v01, a = delong_placements(scores, y)
-    m, n = v10.shape[0], v01.shape[0]
-    s10 = np.atleast_2d(np.cov(v10, rowvar=False)) if m > 1 else np.zeros((a.size, a.size))
-    s01 = np.atleast_2d(np.cov(v01, rowvar=False)) if n > 1 else np.zeros((a.size, a.size))
-    return a, s10 / m + s01 / n
-
-
-def delong_variance(scores, y):
-    """(AUC, DeLong variance) per column (arrays of shape (k,); floats for 1-D scores)."""
-    s = np.asarray(scores, dtype=float)
-    v10, v01, a = delong_placements(s, y)
-    m, n = v10.shape[0], v01.shape[0]
-    var = ((v10.var(axis=0, ddof=1) / m if m > 1 else 0.0)
-           + (v01.var(axis=0, ddof=1) / n if n > 1 else 0.0))
-    var = np.broadcast_to(np.asarray(var, dtype=float), a.shape).copy()
-    if s.ndim == 1:
-        return float(a[0]), float(var[0])
-    return a, var
-
-
-@dataclass(frozen=True)
-class PairedDeLong:
-    """Paired DeLong test of AUC_a − AUC_b on the same runs."""
-
-    auc_a: float
-    auc_b: float
-    delta: float
-    se: float
-    ci_low: float
-    ci_high: float
-    p_value: float
-
-
-def delong_paired(score_a, score_b, y) -> PairedDeLong:
-    """DeLong test for two correlated AUCs: Δ = AUC_a − AUC_b, SE, 95 % CI Δ ± 1.96 SE and
-    the two-sided p-value 2Φ(−|Δ|/SE) (p = 1 when SE = 0 and Δ = 0)."""
-    a, cov = delong_covariance(np.column_stack([score_a, score_b]), y)
-    delta = float(a[0] - a[1])
-    var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
-    se = float(np.sqrt(max(var, 0.0)))
-    if se > 0:
-        p = float(2 * ndtr(-abs(delta) / se))
-    else:
-        p = 1.0 if delta == 0 else 0.0
-    return PairedDeLong(float(a[0]), float(a[1]), delta, se, delta - Z95 * se,
-                        delta + Z95 * se, p)
-
-
-def delong_paired_repeats(oof_a, oof_b, y) -> PairedDeLong:
-    """Paired comparison of two predictors scored by repeated CV on the same runs, with the
-    definitions of :func:`summarise_scores`: ``oof_a``, ``oof_b`` (R, n) out-of-fold scores of
-    R repeats. Δ = mean over repeats of (AUC_a,r − AUC_b,r) = auc_mean_a − auc_mean_b,
-    SE = √(mean over repeats of the paired DeLong variance of AUC_a,r − AUC_b,r), 95 % CI
-    Δ ± 1.96 SE, p = 2Φ(−|Δ|/SE)."""
-    oof_a, oof_b = np.atleast_2d(oof_a), np.atleast_2d(oof_b)
-    if oof_a.shape != oof_b.shape:
-        raise ValueError(f"score shapes differ: {oof_a.shape} and {oof_b.shape}")
-    tests = [delong_paired(a, b, y) for a, b in zip(oof_a, oof_b)]
-    auc_a = float(np.mean([t.auc_a for t in tests]))
-    auc_b = float(np.mean([t.auc_b for t in tests]))
-    delta = auc_a - auc_b
-    se = float(np.sqrt(np.mean([t.se ** 2 for t in tests])))
-    p = float(2 * ndtr(-abs(delta) / se)) if se > 0 else (1.0 if delta == 0 else 0.0)
-    return PairedDeLong(auc_a, auc_b, delta, se, delta - Z95 * se, delta + Z95 * se, p)
-
-
-def roc_on_grid(scores, y, grid=FPR_GRID) -> np.ndarray:
-    """TPR of the ROC curve (thresholds at the distinct scores, ties as one step, linear
-    between the vertices as ``sklearn.metrics.roc_curve``) evaluated on the FPR ``grid``."""
-    s, y, _ = _check_scores(scores, y)
-    s = s[:, 0]
-    order = np.argsort(-s, kind="stable")
-    ss, yy = s[order], y[order]
-    last = np.r_[ss[1:] != ss[:-1], True]
-    tps = np.cumsum(yy)[last]
-    fps = np.cumsum(~yy)[last]
-    tpr = np.r_[0.0, tps / tps[-1]]
-    fpr = np.r_[0.0, fps / fps[-1]]
-    return np.interp(grid, fpr, tpr)
-
-
-# --------------------------------------------------------------------------------------------
 # cross-validation of many feature sets at once
 # --------------------------------------------------------------------------------------------
 
@@ -340,44 +200,6 @@ def cv_set_scores(X, y, membership, folds: int, repeats: int, seed: int,
                         bad[s] = (f"feature {names[j]} has no variance in training fold {k} "
                                   f"(repeat {r})")
     return SetScores(oof, bad)
-
-
-@dataclass(frozen=True)
-class ScoreSummary:
-    """AUC summary of out-of-fold scores (R repeats): mean and std over repeats of the pooled
-    AUC, 95 % interval auc_mean ± 1.96 √(mean DeLong variance), repeat-mean ROC on FPR_GRID."""
-
-    auc_mean: float
-    auc_std: float
-    auc_ci_low: float
-    auc_ci_high: float
-    mean_tpr: np.ndarray
-
-
-def summarise_scores(oof, y, grid=FPR_GRID) -> ScoreSummary:
-    """Score summary of ``oof`` (R, n) out-of-fold scores of one predictor for labels y."""
-    oof = np.atleast_2d(np.asarray(oof, dtype=float))
-    a, var = delong_variance(oof.T, y)
-    mean = float(a.mean())
-    half = Z95 * float(np.sqrt(max(float(var.mean()), 0.0)))
-    tpr = np.mean([roc_on_grid(o, y, grid) for o in oof], axis=0)
-    return ScoreSummary(mean, float(a.std()), max(0.0, mean - half), min(1.0, mean + half), tpr)
-
-
-def summarise_many(oof, y, grid=FPR_GRID):
-    """:func:`summarise_scores` for the sets along the last axis of ``oof`` (R, n, s):
-    arrays auc_mean, auc_std, ci_low, ci_high (s,) and mean_tpr (s, grid)."""
-    R, _, S = oof.shape
-    aucs = np.empty((R, S))
-    var = np.empty((R, S))
-    tpr = np.zeros((S, np.size(grid)))
-    for r in range(R):
-        aucs[r], var[r] = delong_variance(oof[r], y)
-        for s in range(S):
-            tpr[s] += roc_on_grid(oof[r, :, s], y, grid) / R
-    mean = aucs.mean(axis=0)
-    half = Z95 * np.sqrt(np.clip(var.mean(axis=0), 0.0, None))
-    return mean, aucs.std(axis=0), np.clip(mean - half, 0, 1), np.clip(mean + half, 0, 1), tpr
 
 
 # --------------------------------------------------------------------------------------------
@@ -449,3 +271,104 @@ def _inner_auc(X, y, M, folds, seed):
     a = np.asarray(auc(scores, y), dtype=float)
     a[invalid] = np.nan
     return a
+
+
+# --------------------------------------------------------------------------------------------
+# one feature set (reference API)
+# --------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CVResult:
+    """Cross-validated naive Bayes scores of one feature set for one event.
+
+    When ``computable`` is False, ``reason`` says why and every score field is None.
+    ``repeat_auc[r]`` is the pooled out-of-fold AUC of repeat r; ``auc_mean``/``auc_std`` their
+    mean and std; ``auc_ci_low/high`` the DeLong interval (:mod:`.statistics`). ``mean_tpr`` is
+    the repeat-mean of the pooled out-of-fold ROC curve on ``fpr`` = FPR_GRID.
+    ``oof_log_odds[i]`` is the repeat-mean out-of-fold posterior log-odds of run i (NaN for
+    dropped runs, see ``used``), ``oof_proba`` its logistic transform.
+    """
+
+    computable: bool
+    reason: str
+    n_positive: int
+    n_negative: int
+    n_dropped: int
+    folds: int
+    repeats: int = 1
+    auc_mean: float | None = None
+    auc_std: float | None = None
+    auc_ci_low: float | None = None
+    auc_ci_high: float | None = None
+    repeat_auc: np.ndarray | None = None
+    fpr: np.ndarray | None = None
+    mean_tpr: np.ndarray | None = None
+    oof_proba: np.ndarray | None = None
+    oof_log_odds: np.ndarray | None = None
+    used: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class SingleAUC:
+    """AUC of a raw feature used as a score for the event.
+
+    ``auc`` keeps the direction (< 0.5: the feature is lower in the event class);
+    ``auc_oriented`` = max(auc, 1 − auc), direction chosen on the same data (optimistic).
+    """
+
+    computable: bool
+    reason: str
+    n_positive: int
+    n_negative: int
+    n_dropped: int
+    auc: float | None = None
+    auc_oriented: float | None = None
+
+
+def cross_validated_auc(X, y, folds: int = 5, seed: int = 0, feature_names=None,
+                        repeats: int = 1) -> CVResult:
+    """Gaussian naive Bayes on the feature set X (runs × features), repeated stratified k-fold
+    CV (``repeats`` × ``folds``, random_state = seed + r), standardised on each training fold;
+    scores are the posterior log-odds ln P(E|x) − ln P(¬E|x) (:mod:`.statistics` for the
+    summary statistics). :func:`weightdyn.prediction.predict_combination` computes exactly this
+    for every set."""
+    if folds < 2:
+        raise ValueError(f"folds must be >= 2, got {folds}")
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    X, y, used, names, (n_pos, n_neg, n_drop), reason = computability(X, y, folds, feature_names)
+    head = dict(n_positive=n_pos, n_negative=n_neg, n_dropped=n_drop, folds=folds,
+                repeats=repeats)
+    if reason:
+        return CVResult(False, reason, **head)
+    scores = cv_set_scores(X, y, np.ones((X.shape[1], 1)), folds, repeats, seed, names)
+    if scores.bad[0]:
+        return CVResult(False, scores.bad[0], **head)
+    oof = scores.oof[:, :, 0]
+    summary = summarise_scores(oof, y)
+    repeat_auc, _ = delong_variance(oof.T, y)
+    full = np.full(used.shape, np.nan)
+    full[used] = oof.mean(axis=0)
+    return CVResult(True, "", **head, auc_mean=summary.auc_mean, auc_std=summary.auc_std,
+                    auc_ci_low=summary.auc_ci_low, auc_ci_high=summary.auc_ci_high,
+                    repeat_auc=np.asarray(repeat_auc), fpr=FPR_GRID.copy(),
+                    mean_tpr=summary.mean_tpr, oof_proba=expit(full), oof_log_odds=full,
+                    used=used)
+
+
+def single_feature_auc(x, y, min_per_class: int = 5, name: str = "x") -> SingleAUC:
+    """AUC of the raw feature x as a score for y: P(x_pos > x_neg) + ½ P(x_pos = x_neg).
+
+    Same computability rules as :func:`cross_validated_auc` with ``min_per_class`` in place of
+    ``folds`` (no per-fold rule).
+    """
+    x = np.asarray(x, dtype=float)
+    if x.ndim != 1:
+        raise ValueError(f"x must be 1-D, got shape {x.shape}")
+    X, yk, _, _, (n_pos, n_neg, n_drop), reason = computability(
+        x[:, None], y, min_per_class, [name])
+    head = dict(n_positive=n_pos, n_negative=n_neg, n_dropped=n_drop)
+    if reason:
+        return SingleAUC(False, reason, **head)
+    value = float(roc_auc_score(yk, X[:, 0]))
+    return SingleAUC(True, "", **head, auc=value, auc_oriented=max(value, 1.0 - value))

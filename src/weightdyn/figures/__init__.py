@@ -1,0 +1,88 @@
+"""The study's figures (docs/methods.md §5), one public function per figure, and a deterministic
+saver.
+
+Every figure function takes a mapping ``{(activation, initialization): dataset}`` — the gathered
+datasets ``G`` (figures 1–5 and 8) or the prediction datasets ``P`` (figures 6, 7 and 9) — and
+returns a :class:`matplotlib.figure.Figure`. Figures are built on their own Agg canvas (no
+pyplot, no global backend switch, no open-figure bookkeeping), at paper width
+(:data:`~.style.FIGURE_WIDTH` inches) under the style file ``weightdyn.mplstyle`` (every font
+at least :data:`~.style.FONT_SIZE` points).
+
+Modules, by theme:
+
+* :mod:`.outcomes` — 1 final-loss distribution, 2 loss curves of sample runs;
+* :mod:`.stability` — 3 FTLE spectra, 4 exponents against the final loss, 5 CLV angles;
+* :mod:`.clv_lag` — 8 accuracy of the fixed-lag CLV estimate;
+* :mod:`.prediction` — 6 ROC curves, 7 AUC against availability time, 9 early stopping;
+* :mod:`.style` — style, colours, panel layout and :func:`save`; :mod:`.helpers` — array
+  and dataset helpers (headline time).
+
+Layout. Figures 1, 2 and 6–9 have one panel per combination in a grid with one row per
+activation and one column per initialisation (in the order the mapping lists them; a missing
+combination leaves no panel). Figures 3 and 4 compare several exponents, so they have one column
+per combination and one row per exponent (rows share the y axis). Figure 5 has one column per
+combination: the tangency-frequency heatmap on top, angle time series below.
+
+Colours. :data:`CLASS_COLOURS` (Okabe–Ito blue / grey / vermillion, colour-blind safe) marks the
+outcome classes (:mod:`weightdyn.outcomes`) everywhere; the events E_low and E_high use the
+colour of their class, feature families differ by line style and marker (:data:`FAMILY_STYLES`).
+
+Headline time. The figures that mark the headline prediction time t* (3, 5–9) take it as an
+argument — from the configuration's ``prediction.headline_time`` via :func:`figure_options` —
+or else from the datasets' ``headline_time`` attribute.
+
+Robustness. NaN and inf are dropped before plotting; an empty class, a non-computable
+predictor or an all-NaN CLV quantity gives an empty panel with a note, never an exception or a
+warning. :func:`save` writes PNG (200 dpi) and PDF without timestamps, so two saves of the same
+figure are byte-identical.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from .clv_lag import lag_accuracy
+from .helpers import headline_time
+from .outcomes import final_loss_distribution, loss_curves
+from .prediction import auc_vs_time, best_series, early_stopping, roc_curves
+from .stability import (clv_angles, default_angle_pairs, default_scatter_exponents,
+                        exponents_vs_final_loss, ftle_spectra, pair_colour)
+from .style import CLASS_COLOURS, FAMILY_STYLES, save
+
+__all__ = [
+    "CLASS_COLOURS", "FAMILY_STYLES", "FIGURES", "auc_vs_time", "best_series",
+    "clv_angles", "default_angle_pairs", "default_scatter_exponents",
+    "early_stopping", "exponents_vs_final_loss", "figure_options", "final_loss_distribution",
+    "ftle_spectra", "headline_time", "lag_accuracy", "loss_curves", "pair_colour",
+    "roc_curves", "save",
+]
+
+
+def figure_options(cfg: Mapping) -> dict[str, dict]:
+    """Keyword arguments of the figure functions that come from the study configuration
+    (headline time, CLV feature lag and vectors), by output stem; ``cfg`` needs only its
+    ``prediction`` section."""
+    p = cfg["prediction"]
+    t, lag, vectors = float(p["headline_time"]), int(p["clv_lag"]), tuple(p["clv_vectors"])
+    return {
+        "fig3_ftle_spectra": {"t_mark": t},
+        "fig5_clv_angles": {"t_mark": t, "vectors": vectors},
+        "fig8_lag_accuracy": {"t": t, "lag": lag, "vectors": vectors},
+        "fig6_roc_curves": {"t": t},
+        "fig7_auc_vs_time": {"t_mark": t},
+        "fig9_early_stopping": {"t_mark": t},
+    }
+
+
+#: output stem → (figure function, input kind) for the workflow's figure script
+FIGURES = {
+    "fig1_final_loss": (final_loss_distribution, "gathered"),
+    "fig2_loss_curves": (loss_curves, "gathered"),
+    "fig3_ftle_spectra": (ftle_spectra, "gathered"),
+    "fig4_exponents_vs_final_loss": (exponents_vs_final_loss, "gathered"),
+    "fig5_clv_angles": (clv_angles, "gathered"),
+    "fig6_roc_curves": (roc_curves, "prediction"),
+    "fig7_auc_vs_time": (auc_vs_time, "prediction"),
+    "fig8_lag_accuracy": (lag_accuracy, "gathered"),
+    "fig9_early_stopping": (early_stopping, "prediction"),
+}
