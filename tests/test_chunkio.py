@@ -14,7 +14,7 @@ import pytest
 import xarray as xr
 
 import weightdyn
-from weightdyn import __version__, chunkio
+from weightdyn import __version__, chunkio, plan
 from weightdyn.gather import gather
 from test_gather import fake_chunk, lyapunov_chunk  # tests/ is on sys.path (rootdir conftest)
 
@@ -231,3 +231,60 @@ def test_readme_example_runs(results, tmp_path, monkeypatch, capsys):
     exec(compile(code, "README example", "exec"), {})
     out = capsys.readouterr().out
     assert "tanh" in out and "relu" in out
+
+
+# --------------------------------------------------------------------------- damaged files
+
+
+def test_write_text_is_atomic(tmp_path, monkeypatch):
+    """A failing write (here: a full disk) leaves neither the file nor a temporary behind."""
+    import errno
+
+    target = tmp_path / "tables" / "auc.csv"
+    chunkio.write_text(target, "a,b\n1,2\n")
+    assert target.read_text() == "a,b\n1,2\n"
+
+    def full_disk(self, text, encoding=None):
+        Path.write_bytes(self, text[:3].encode())
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        chunkio.write_text(tmp_path / "tables" / "new.csv", "a,b\n1,2\n")
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == ["auc.csv"]
+
+
+def test_damaged_tables_are_named_with_the_remedy(tmp_path):
+    table = tmp_path / "uniform.csv"
+    chunkio.write_text(table, "activation,auc_mean\ntanh,0.8\n")
+    digest = plan.file_sha256(table)
+    chunkio.check_table(table, digest, "uniform.nc")               # intact: no error
+    table.write_text("activation,auc_mean\ntanh,0.")              # truncated
+    with pytest.raises(chunkio.ChunkFileError, match="uniform.csv: differs from the table "
+                       r"recorded in uniform.nc .*delete .*uniform.csv and run the same "
+                       "snakemake command again"):
+        chunkio.check_table(table, digest, "uniform.nc")
+    table.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(chunkio.ChunkFileError, match="uniform.csv: cannot be read"):
+        chunkio.read_table(table)
+    table.write_text("activation\ntanh\n")
+    with pytest.raises(chunkio.ChunkFileError, match=r"missing columns \['auc_mean'\]"):
+        chunkio.read_table(table, ["activation", "auc_mean"])
+
+
+def test_hand_edited_tables_are_set_aside_and_marked_out_of_date(tmp_path):
+    tables = tmp_path / "tables"
+    for name, text in (("auc.csv", "a\n1\n"), ("classes.csv", "b\n2\n")):
+        chunkio.write_text(tables / name, text)
+    chunkio.write_text(tables / "provenance.json", json.dumps(
+        {"sha256": {n: plan.file_sha256(tables / n) for n in ("auc.csv", "classes.csv")}}))
+    assert plan.edited_tables(tables) == [] and plan.set_aside_edited_tables(tables) == []
+    (tables / "auc.csv").write_text("a\n1\nedited\n")
+    assert plan.edited_tables(tables) == [tables / "auc.csv"]
+    (message,) = plan.set_aside_edited_tables(tables)
+    assert f"{tables / 'auc.csv'}: edited since the tables rule wrote it" in message
+    assert (tables / "auc.csv.edited").read_text() == "a\n1\nedited\n"     # the edit is kept
+    assert (tables / "auc.csv").stat().st_mtime == 0                       # Snakemake reruns
+    assert (tables / "classes.csv").stat().st_mtime > 0
+    (tables / "provenance.json").write_text("{not json")                   # unreadable: skip
+    assert plan.edited_tables(tables) == []

@@ -13,8 +13,10 @@ dataset (docs/methods.md §6).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import functools
+import hashlib
 import importlib.metadata
 import json
 import os
@@ -125,6 +127,28 @@ def provenance(cfg: dict, rule: str, title: str | None = None) -> dict:
 # --------------------------------------------------------------------------- files
 
 
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary name beside ``path`` (hidden, ending in ``.tmp``: never matched as a
+    result) to write to; on success it is renamed to ``path`` (atomic on one filesystem), on
+    any error removed: a killed or failed write (full disk, Ctrl-C) never leaves a file at
+    ``path`` that looks complete. Writers that choose a format by suffix must be told it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_text(path, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically (:func:`atomic_path`)."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
 def write_dataset(ds: xr.Dataset, path, dtypes: dict | None = None, compress: bool = True) -> None:
     """Write ``ds`` atomically; float variables as float64 unless ``dtypes`` says otherwise;
     zlib-compressed unless ``compress`` is False (files that live seconds)."""
@@ -136,12 +160,41 @@ def write_dataset(ds: xr.Dataset, path, dtypes: dict | None = None, compress: bo
         if np.issubdtype(var.dtype, np.floating):
             enc["dtype"] = (dtypes or {}).get(name, "float64")
         encoding[name] = enc
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         ds.to_netcdf(tmp, engine="netcdf4", encoding=encoding)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+
+
+def read_table(path, columns: Sequence[str] = ()):
+    """A CSV table written by the workflow as a pandas DataFrame; ChunkFileError naming the file
+    and the remedy if it cannot be parsed or lacks one of ``columns``."""
+    import pandas as pd
+
+    path = Path(path)
+    remedy = f"delete {path} and run the same snakemake command again to recompute it"
+    try:
+        table = pd.read_csv(path)
+    except FileNotFoundError:
+        raise ChunkFileError(f"{path}: file not found") from None
+    except Exception as exc:  # pandas raises ParserError, EmptyDataError, UnicodeDecodeError, …
+        raise ChunkFileError(f"{path}: cannot be read ({exc}); {remedy}") from exc
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise ChunkFileError(f"{path}: missing columns {missing}; {remedy}")
+    return table
+
+
+def check_table(path, sha256: str, recorded_in) -> None:
+    """ChunkFileError naming ``path`` and the remedy unless its bytes have the SHA-256 that
+    ``recorded_in`` (the file written with it) recorded: a truncated or edited table."""
+    path = Path(path)
+    try:
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise ChunkFileError(f"{path}: cannot be read ({exc})") from exc
+    if digest != sha256:
+        raise ChunkFileError(
+            f"{path}: differs from the table recorded in {recorded_in} (truncated or edited); "
+            f"delete {path} and run the same snakemake command again to recompute it")
 
 
 def read_dataset(path, required: tuple[str, ...] = (),
@@ -149,7 +202,7 @@ def read_dataset(path, required: tuple[str, ...] = (),
     """Load a whole file into memory (only the variables ``select`` and the coordinates, if
     given); ChunkFileError naming the file if unreadable or incomplete."""
     path = Path(path)
-    remedy = f"delete {path} and rerun snakemake to recompute it"
+    remedy = f"delete {path} and run the same snakemake command again to recompute it"
     try:
         with xr.open_dataset(path, engine="netcdf4") as ds:
             if select is not None:

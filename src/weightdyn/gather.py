@@ -49,7 +49,7 @@ SAMPLES_PER_CLASS = 8
 
 
 def _remedy(path: Path) -> str:
-    return f"delete {path} and rerun snakemake to recompute it"
+    return f"delete {path} and run the same snakemake command again to recompute it"
 
 
 def _differences(found, expected, prefix: str = "") -> list[str]:

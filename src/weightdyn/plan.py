@@ -24,9 +24,12 @@ Validation of the relations between keys is :func:`weightdyn.config.check_semant
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import numbers
+import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -314,3 +317,37 @@ def gather_resources(cfg: Mapping) -> dict[str, int]:
         "mem_mb": 1000 + math.ceil(3 * ens["networks"] * 8 * values / 1e6),
         "runtime": 10 + math.ceil(ens["networks"] / 20000),
     }
+
+
+def file_sha256(path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def edited_tables(tables_dir) -> list[Path]:
+    """The tables in ``tables_dir`` whose bytes differ from what the tables rule wrote: the
+    SHA-256 recorded in ``provenance.json`` (key ``sha256``, file name → digest). Missing
+    tables and a missing or unreadable provenance.json give nothing (Snakemake handles those)."""
+    tables_dir = Path(tables_dir)
+    try:
+        recorded = json.loads((tables_dir / "provenance.json").read_text())["sha256"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    return [tables_dir / name for name, digest in sorted(recorded.items())
+            if (tables_dir / name).is_file() and file_sha256(tables_dir / name) != digest]
+
+
+def set_aside_edited_tables(tables_dir) -> list[str]:
+    """For each hand-edited table of :func:`edited_tables`: keep a copy as ``<name>.edited``
+    (an older copy is replaced) and set the table's modification time to the epoch, so that
+    Snakemake sees it older than its inputs and the next run (or the dry run's plan)
+    regenerates it. Returns one warning per table, naming it."""
+    messages = []
+    for path in edited_tables(tables_dir):
+        kept = path.with_name(path.name + ".edited")
+        shutil.copyfile(path, kept)
+        os.utime(path, (0, 0))
+        messages.append(f"{path}: edited since the tables rule wrote it (its SHA-256 differs "
+                        f"from {path.parent / 'provenance.json'}); kept a copy as {kept}; "
+                        f"snakemake regenerates {path}")
+    return messages

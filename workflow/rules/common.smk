@@ -95,11 +95,23 @@ def prediction_outputs(ext):
 
 
 def all_targets():
-    """Final outputs of the study, the input of the default target: tables and figures."""
+    """Every output the study keeps, the input of the default target: the lyapunov chunks,
+    gathered files, prediction files, tables and figures. A missing or deleted one is thus
+    recomputed by a plain `snakemake` (a lyapunov chunk with the temporary simulate chunk it
+    needs), and only that: intermediate files are never "missing but not needed"."""
     return [
+        *(
+            results_path(f"lyapunov/{act}/{init}/chunk{chunk}.nc")
+            for act, init in COMBINATIONS
+            for chunk in CHUNKS
+        ),
+        *gather_outputs(),
+        *prediction_outputs("nc"),
+        *prediction_outputs("csv"),
         f"{RESULTS}tables/classes.csv",
         f"{RESULTS}tables/auc.csv",
         f"{RESULTS}tables/summary.md",
+        f"{RESULTS}tables/provenance.json",
         *(
             f"{RESULTS}figures/{name}.{ext}"
             for name in FIGURE_NAMES

@@ -27,6 +27,7 @@ rule tables:
     input:
         gathered=gather_outputs(),
         predictions=prediction_outputs("csv"),
+        prediction_datasets=prediction_outputs("nc"),
     output:
         classes=report(
             results_path("tables/classes.csv"),

@@ -7,9 +7,11 @@ class thresholds); the provenance stamp records the study's whole configuration 
 
 import common  # noqa: F401  (src/ on sys.path, NUMBA_NUM_THREADS)
 
+import hashlib
+
 import pandas as pd
 
-from weightdyn.chunkio import provenance, read_dataset, write_dataset
+from weightdyn.chunkio import provenance, read_dataset, write_dataset, write_text
 from weightdyn.plan import science_config
 from weightdyn.prediction import AUC_COLUMNS, predict_combination
 from weightdyn.runlog import script_logging
@@ -21,8 +23,11 @@ with script_logging(snakemake.log[0], snakemake.rule) as log:
                                                  "clv_growth_lagged"))
     ds, rows = predict_combination(gathered, snakemake.params.config)
     ds.attrs.update(provenance(science_config(snakemake.config), "predict"))
+    table = pd.DataFrame(rows, columns=AUC_COLUMNS).to_csv(index=False)
+    # the dataset records the table's checksum: the tables rule detects a damaged table
+    ds.attrs["table_sha256"] = hashlib.sha256(table.encode()).hexdigest()
+    write_text(snakemake.output.table, table)
     write_dataset(ds, snakemake.output.dataset)
-    pd.DataFrame(rows, columns=AUC_COLUMNS).to_csv(snakemake.output.table, index=False)
     log.info("%d AUC rows (%d best-available), %d computable", len(rows),
              sum(r["kind"] == "best_available" for r in rows),
              sum(bool(r["computable"]) for r in rows))

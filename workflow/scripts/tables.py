@@ -9,10 +9,9 @@ import common  # noqa: F401  (src/ on sys.path, NUMBA_NUM_THREADS)
 import json
 from pathlib import Path
 
-import pandas as pd
-
-from weightdyn.chunkio import provenance, read_dataset
-from weightdyn.plan import science_config
+from weightdyn.chunkio import check_table, provenance, read_dataset, read_table, write_text
+from weightdyn.plan import file_sha256, science_config
+from weightdyn.prediction import AUC_COLUMNS
 from weightdyn.runlog import script_logging
 from weightdyn.tables import (
     auc_table, classes_table, clv_convergence_table, stability_table, summary_markdown,
@@ -25,16 +24,25 @@ with script_logging(snakemake.log[0], snakemake.rule) as log:
                                 "lyapunov_exponent", "clv_tangency_fraction"))
         gathered[G.attrs["activation"], G.attrs["initialization"]] = G
     classes = classes_table(gathered)
-    auc = auc_table(pd.read_csv(path) for path in snakemake.input.predictions)
-    classes.to_csv(snakemake.output.classes, index=False)
-    auc.to_csv(snakemake.output.auc, index=False)
+    for table, dataset in zip(snakemake.input.predictions, snakemake.input.prediction_datasets):
+        check_table(table, read_dataset(dataset, select=()).attrs["table_sha256"], dataset)
+    auc = auc_table(read_table(path, AUC_COLUMNS) for path in snakemake.input.predictions)
     pcfg = snakemake.params.prediction
-    Path(snakemake.output.summary).write_text(summary_markdown(
-        classes, auc, float(pcfg["headline_time"]), float(pcfg["min_middle_fraction"]),
-        clv_convergence_table(gathered), int(pcfg["clv_lag"]),
-        stability_table(gathered, pcfg["clv_vectors"]), pcfg["clv_vectors"]))
+    texts = {
+        snakemake.output.classes: classes.to_csv(index=False),
+        snakemake.output.auc: auc.to_csv(index=False),
+        snakemake.output.summary: summary_markdown(
+            classes, auc, float(pcfg["headline_time"]), float(pcfg["min_middle_fraction"]),
+            clv_convergence_table(gathered), int(pcfg["clv_lag"]),
+            stability_table(gathered, pcfg["clv_vectors"]), pcfg["clv_vectors"]),
+    }
+    for path, text in texts.items():
+        write_text(path, text)
     stamp = provenance(science_config(snakemake.config), snakemake.rule)
     stamp["config"] = json.loads(stamp.pop("config_json"))
     stamp["inputs"] = list(snakemake.input)
-    Path(snakemake.output.provenance).write_text(json.dumps(stamp, indent=1) + "\n")
+    # what each table held when written: a hand-edited table is found and regenerated
+    # (weightdyn.plan.edited_tables, checked at the start of every run)
+    stamp["sha256"] = {Path(path).name: file_sha256(path) for path in texts}
+    write_text(snakemake.output.provenance, json.dumps(stamp, indent=1) + "\n")
     log.info("tables for %d combinations written", len(classes))

@@ -19,6 +19,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine, TightLayoutEngine
 
+from ..chunkio import atomic_path
 from ..outcomes import CLASS_LABELS, HIGH, LOW
 
 __all__ = [
@@ -270,7 +271,11 @@ def save(fig: Figure, path_stem, provenance: dict | None = None) -> tuple[Path, 
                 "Keywords": info.get("config_json", "")} if info else {}
     with matplotlib.rc_context(STYLE):
         _freeze_layout(fig)
-        fig.savefig(png, dpi=PNG_DPI, metadata={"Software": None, **info}, facecolor="white")
-        fig.savefig(pdf, metadata={"CreationDate": None, "ModDate": None, "Producer": None,
-                                   "Creator": None, **pdf_info}, facecolor="white")
+        with atomic_path(png) as tmp:
+            fig.savefig(tmp, format="png", dpi=PNG_DPI, metadata={"Software": None, **info},
+                        facecolor="white")
+        with atomic_path(pdf) as tmp:
+            fig.savefig(tmp, format="pdf", metadata={"CreationDate": None, "ModDate": None,
+                                                     "Producer": None, "Creator": None,
+                                                     **pdf_info}, facecolor="white")
     return png, pdf

@@ -16,8 +16,8 @@ from pathlib import Path
 import __main__
 
 SRC = Path(__file__).resolve().parents[3] / "src"
-if (SRC / "weightdyn").is_dir() and str(SRC) not in sys.path:
-    sys.path.insert(0, str(SRC))
+if (SRC / "weightdyn").is_dir():  # first, also ahead of an installed (e.g. editable) weightdyn
+    sys.path[:] = [str(SRC)] + [p for p in sys.path if p != str(SRC)]
 
 _snakemake = getattr(__main__, "snakemake", None)
 if _snakemake is not None:
