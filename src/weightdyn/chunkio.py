@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import functools
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -29,6 +28,7 @@ import numpy as np
 import xarray as xr
 
 from . import __version__
+from .plan import file_sha256
 
 #: compression applied to every data variable (level 1: fast, most of the gain)
 COMPRESSION = {"zlib": True, "complevel": 1}
@@ -127,6 +127,11 @@ def provenance(cfg: dict, rule: str, title: str | None = None) -> dict:
 # --------------------------------------------------------------------------- files
 
 
+def remedy(path) -> str:
+    """The remedy named by every error about a damaged results file; it works as written."""
+    return f"delete {path} and run the same snakemake command again to recompute it"
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary name beside ``path`` (hidden, ending in ``.tmp``: never matched as a
@@ -170,16 +175,15 @@ def read_table(path, columns: Sequence[str] = ()):
     import pandas as pd
 
     path = Path(path)
-    remedy = f"delete {path} and run the same snakemake command again to recompute it"
     try:
         table = pd.read_csv(path)
     except FileNotFoundError:
         raise ChunkFileError(f"{path}: file not found") from None
     except Exception as exc:  # pandas raises ParserError, EmptyDataError, UnicodeDecodeError, …
-        raise ChunkFileError(f"{path}: cannot be read ({exc}); {remedy}") from exc
+        raise ChunkFileError(f"{path}: cannot be read ({exc}); {remedy(path)}") from exc
     missing = [c for c in columns if c not in table.columns]
     if missing:
-        raise ChunkFileError(f"{path}: missing columns {missing}; {remedy}")
+        raise ChunkFileError(f"{path}: missing columns {missing}; {remedy(path)}")
     return table
 
 
@@ -188,13 +192,12 @@ def check_table(path, sha256: str, recorded_in) -> None:
     ``recorded_in`` (the file written with it) recorded: a truncated or edited table."""
     path = Path(path)
     try:
-        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        digest = file_sha256(path)
     except OSError as exc:
         raise ChunkFileError(f"{path}: cannot be read ({exc})") from exc
     if digest != sha256:
-        raise ChunkFileError(
-            f"{path}: differs from the table recorded in {recorded_in} (truncated or edited); "
-            f"delete {path} and run the same snakemake command again to recompute it")
+        raise ChunkFileError(f"{path}: differs from the table recorded in {recorded_in} "
+                             f"(truncated or edited); {remedy(path)}")
 
 
 def read_dataset(path, required: tuple[str, ...] = (),
@@ -202,13 +205,12 @@ def read_dataset(path, required: tuple[str, ...] = (),
     """Load a whole file into memory (only the variables ``select`` and the coordinates, if
     given); ChunkFileError naming the file if unreadable or incomplete."""
     path = Path(path)
-    remedy = f"delete {path} and run the same snakemake command again to recompute it"
     try:
         with xr.open_dataset(path, engine="netcdf4") as ds:
             if select is not None:
                 absent = [name for name in select if name not in ds.variables]
                 if absent:
-                    raise ChunkFileError(f"{path}: missing variables {absent}; {remedy}")
+                    raise ChunkFileError(f"{path}: missing variables {absent}; {remedy(path)}")
                 ds = ds[list(select)]
             ds.load()
     except ChunkFileError:
@@ -216,10 +218,10 @@ def read_dataset(path, required: tuple[str, ...] = (),
     except FileNotFoundError:
         raise ChunkFileError(f"{path}: file not found") from None
     except Exception as exc:  # netCDF4/HDF5 raise OSError, RuntimeError, KeyError, ...
-        raise ChunkFileError(f"{path}: cannot be read ({exc}); {remedy}") from exc
+        raise ChunkFileError(f"{path}: cannot be read ({exc}); {remedy(path)}") from exc
     missing = [name for name in required if name not in ds.variables]
     if missing:
-        raise ChunkFileError(f"{path}: missing variables {missing}; {remedy}")
+        raise ChunkFileError(f"{path}: missing variables {missing}; {remedy(path)}")
     return ds
 
 

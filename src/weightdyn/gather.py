@@ -48,10 +48,6 @@ QUANTILES = (0.25, 0.5, 0.75)
 SAMPLES_PER_CLASS = 8
 
 
-def _remedy(path: Path) -> str:
-    return f"delete {path} and run the same snakemake command again to recompute it"
-
-
 def _differences(found, expected, prefix: str = "") -> list[str]:
     """Dotted keys where two JSON-like values differ, with both values."""
     if isinstance(found, dict) and isinstance(expected, dict):
@@ -102,7 +98,8 @@ def check_chunk(ds: xr.Dataset, path, cfg: dict, activation: str, initialization
         raise chunkio.ChunkFileError(
             f"{path}: written for a different study configuration:\n  - "
             + "\n  - ".join(problems)
-            + f"\n{_remedy(path)} (or delete {path.parent} to recompute the whole combination)"
+            + f"\n{chunkio.remedy(path)} (or delete {path.parent} to recompute the whole "
+            "combination)"
         )
     version = ds.attrs.get("weightdyn_version")
     if version != __version__:
