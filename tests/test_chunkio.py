@@ -126,6 +126,38 @@ def test_read_simulation_chunk_names_missing_variable(tmp_path, cfg):
         chunkio.read_simulation_chunk(path)
 
 
+def test_open_simulation_chunk_keeps_the_propagators_in_the_file(tmp_path, cfg):
+    ds = fake_chunk(cfg, "tanh", "uniform", 0, 10, diverge=[3])
+    ds["propagator"].values[:] = np.random.default_rng(0).standard_normal(ds["propagator"].shape)
+    path = tmp_path / "chunk000.nc"
+    chunkio.write_simulation_chunk(ds, path)
+    with chunkio.open_simulation_chunk(path) as sim:
+        np.testing.assert_array_equal(sim["propagator"][2:7].values, ds["propagator"][2:7])
+    path.unlink()
+    for name in chunkio.SIMULATION_VARIABLES:       # in memory, except the propagators
+        if name != "propagator":
+            np.testing.assert_array_equal(sim[name], ds[name])
+    with pytest.raises(OSError):                    # read from the file when indexed
+        sim["propagator"][0].values
+
+
+def test_open_simulation_chunk_names_damaged_files(tmp_path, cfg):
+    path = tmp_path / "chunk000.nc"
+    chunkio.write_simulation_chunk(fake_chunk(cfg, "relu", "uniform", 0, 4).drop_vars("loss"),
+                                   path)
+    with pytest.raises(chunkio.ChunkFileError, match=r"chunk000.nc: missing variables \['loss'\]"):
+        with chunkio.open_simulation_chunk(path):
+            pass
+    chunkio.write_simulation_chunk(fake_chunk(cfg, "relu", "uniform", 0, 4), path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(chunkio.ChunkFileError, match="chunk000.nc: cannot be read.*delete"):
+        with chunkio.open_simulation_chunk(path):
+            pass
+    with pytest.raises(chunkio.ChunkFileError, match="absent.nc: file not found"):
+        with chunkio.open_simulation_chunk(tmp_path / "absent.nc"):
+            pass
+
+
 # --------------------------------------------------------------------------- load_results
 
 

@@ -4,12 +4,14 @@ DeLong against brute force, nested selection without leakage."""
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score, roc_curve
+from sklearn.model_selection import StratifiedKFold
 from sklearn.naive_bayes import GaussianNB
 
 from weightdyn.prediction.classifier import (
-    cv_set_scores, gnb_fit, gnb_joint_log_likelihood, gnb_log_odds, nb_terms, nested_best,
-    standardise, stratified_splits,
+    cv_set_scores, fold_fit, gnb_fit, gnb_joint_log_likelihood, gnb_log_odds, standardise,
+    stratified_splits,
 )
+from weightdyn.prediction.nested import nested_best, nested_best_many
 from weightdyn.prediction.statistics import (
     FPR_GRID, auc, delong_paired, delong_paired_repeats, delong_placements, delong_variance,
     midranks, roc_on_grid, summarise_scores,
@@ -38,7 +40,7 @@ def test_gnb_matches_sklearn():
     assert ours.epsilon == pytest.approx(1e-9 * np.var(X, axis=0).max())
 
 
-def test_nb_terms_sum_to_sklearn_on_standardised_sets():
+def test_fold_terms_sum_to_sklearn_on_standardised_sets():
     """The per-feature terms of any subset sum to GaussianNB's log-odds on that subset of the
     training-standardised features (the decomposition the fast CV relies on)."""
     rng = np.random.default_rng(1)
@@ -47,12 +49,38 @@ def test_nb_terms_sum_to_sklearn_on_standardised_sets():
     X[y] += [2e-6, 0.5, -3e3, 1.0, 0.0]
     X[~y, 4] = 7.0  # zero variance within one class
     Xt = X[:60] + rng.normal(size=(60, 5)) * X.std(axis=0)
-    prior, terms = nb_terms(X, y, Xt)
+    fit = fold_fit(X, y, Xt)
+    terms = fit.terms()
     Z, Zt = standardise(X, Xt)
     for subset in ([0], [1, 2], [0, 2, 4], [0, 1, 2, 3, 4]):
         jll = GaussianNB().fit(Z[:, subset], y).predict_joint_log_proba(Zt[:, subset])
-        np.testing.assert_allclose(prior + terms[:, subset].sum(axis=1), jll[:, 1] - jll[:, 0],
-                                   rtol=1e-10, atol=1e-8)
+        np.testing.assert_allclose(fit.prior + terms[:, subset].sum(axis=1),
+                                   jll[:, 1] - jll[:, 0], rtol=1e-10, atol=1e-8)
+    np.testing.assert_array_equal(fit.constant, [False] * 5)
+
+
+def test_fold_fit_of_a_column_does_not_depend_on_the_other_columns():
+    """What lets many candidate lists share one fit per fold (nested_best_many): the numbers
+    of a feature are the same, to the last bit, beside any other two or more columns."""
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(500, 7)) * rng.lognormal(0, 3, 7) + rng.normal(0, 50, 7)
+    y = rng.random(500) < 0.3
+    train, test = np.arange(400), np.arange(400, 500)
+    wide = fold_fit(X[train], y[train], X[test])
+    for cols in ([0, 1], [6, 2, 4], list(range(7))):
+        narrow = fold_fit(X[train][:, cols], y[train], X[test][:, cols])
+        np.testing.assert_array_equal(narrow.terms(), wide.terms(cols))
+        assert narrow.prior == wide.prior
+
+
+def test_splits_are_remembered_read_only_copies_of_sklearn():
+    y = np.random.default_rng(3).random(200) < 0.3
+    ref = list(StratifiedKFold(5, shuffle=True, random_state=7).split(np.zeros((200, 1)), y))
+    for splits in (stratified_splits(y, 5, 7), stratified_splits(y.astype(int), 5, 7)):
+        for (train, test), (rtrain, rtest) in zip(splits, ref, strict=True):
+            np.testing.assert_array_equal(train, rtrain)
+            np.testing.assert_array_equal(test, rtest)
+            assert not train.flags.writeable and not test.flags.writeable
 
 
 def test_midranks_and_auc_with_ties():
@@ -218,6 +246,33 @@ def test_nested_equals_manual_selection():
         Z, Zt = standardise(X[train][:, [best]], X[test][:, [best]])
         jll = GaussianNB().fit(Z, y[train]).predict_joint_log_proba(Zt)
         np.testing.assert_allclose(res.oof["all"][0, test], jll[:, 1] - jll[:, 0], atol=1e-8)
+
+
+def test_nested_many_equals_nested_best_of_each_problem():
+    """Several candidate lists over overlapping columns, fitted once per fold: exactly (to the
+    last bit) the result of nested_best on each list's own columns, single columns included."""
+    rng = np.random.default_rng(13)
+    n = 300
+    y = rng.random(n) < 0.35
+    X = rng.normal(size=(n, 6)) + np.outer(y, [0.2, 1.0, 0.0, 0.5, 0.8, 0.1])
+    X[:, 3] = np.round(X[:, 3], 1)  # ties
+    problems = [([0, 1, 2], np.array([[1, 0, 1], [0, 1, 1], [0, 0, 1.0]]),
+                 {"a": [0, 1], "all": [0, 1, 2]}),
+                ([2, 4], np.eye(2), {"g": [0, 1]}),
+                ([5], np.ones((1, 1)), {"single": [0]}),
+                (slice(None), np.eye(6), {"every": list(range(6)), "odd": [1, 3, 5]})]
+    many = nested_best_many(X, y, problems, folds=4, repeats=2, seed=5)
+    for (cols, M, groups), res in zip(problems, many, strict=True):
+        ref = nested_best(np.ascontiguousarray(X[:, cols]), y, M, groups, folds=4, repeats=2,
+                          seed=5)
+        for g in groups:
+            np.testing.assert_array_equal(res.choice[g], ref.choice[g])
+            np.testing.assert_array_equal(res.oof[g], ref.oof[g])
+    # a single-column X under a two-feature candidate (the same feature twice)
+    (res,) = nested_best_many(X[:, :1], y, [([0, 0], np.ones((2, 1)), {"g": [0]})], folds=4,
+                              repeats=1, seed=5)
+    ref = nested_best(X[:, [0, 0]], y, np.ones((2, 1)), {"g": [0]}, folds=4, repeats=1, seed=5)
+    np.testing.assert_array_equal(res.oof["g"], ref.oof["g"])
 
 
 def test_nested_selection_is_not_optimistic():

@@ -19,9 +19,9 @@ For real networks of the default protocol (config.yaml) this test
 Conditioning (benchmarks/conditioning.py, docs/conditioning.md): high-loss tanh runs are
 sensitive to last-bit changes of J (per-step |eig J| from ≈ 6e-4 to ≈ 2.8); for some of them a
 1e-14 relative perturbation of every J moves Λ_1 by 0.5–0.9, so the 0.1·(1 + |Λ|) bound is at
-the edge of what float64 determines there. The high-loss tanh runs chosen below are ones whose
-exponents are well conditioned (1e-14 perturbations move them by ≤ 0.03·(1 + |Λ|)), so that the
-test is stable across machines while float32 still fails it by a factor > 20.
+the edge of what float64 determines there. The high-loss tanh runs chosen below are among the
+better-conditioned ones (1e-15 perturbations move their frame-invariant Λ_1 by ≤ 0.1·(1 + |Λ|),
+measured in the fixture), while float32 still fails by a factor > 5 beyond that.
 """
 
 from __future__ import annotations
@@ -109,12 +109,17 @@ def runs(request, cfg):
     # the study's whole-run exponents: frame-invariant (1/T) ln σ_i(M(T, 0)), from the stored
     # stride products and, as the reference, from the per-step J (stride 1)
     reference_sv = lyapunov.singular_value_ftle(J, eta, [steps])[:, 0]
+    # its conditioning: the largest change under 1e-15 relative perturbations of every J_n
+    rng = np.random.default_rng(0)
+    spread_sv = np.max([np.abs(lyapunov.singular_value_ftle(
+        J * (1.0 + 1e-15 * rng.standard_normal(J.shape)), eta, [steps])[:, 0] - reference_sv)
+        for _ in range(3)], axis=0)
     analysed_sv = {dtype: lyapunov.singular_value_ftle(o.propagator.astype(np.float64), s * eta,
                                                        [steps // s])[:, 0]
                    for dtype, o in out.items()}
     return {"name": name, "chosen": chosen, "cfg": cfg, "out": out, "J": J,
             "reference": reference, "analysed": analysed, "reference_sv": reference_sv,
-            "analysed_sv": analysed_sv}
+            "spread_sv": spread_sv, "analysed_sv": analysed_sv}
 
 
 def test_default_config_stores_float64_propagators(cfg):
@@ -193,15 +198,22 @@ def test_high_loss_tanh_tangent_maps_span_orders_of_magnitude(runs):
 
 def test_frame_invariant_exponents_from_stored_products_match_the_per_step_ones(runs):
     """lyapunov_exponent of the lyapunov chunks is (1/T) ln σ_i(M(T, 0)): from the float64
-    stride-5 products it agrees with the same quantity from the per-step J to 0.02·(1 + |Λ|)
-    (measured ≤ 0.009 on these runs); float32 storage moves Λ_1 of the high-loss tanh runs by
-    more than (1 + |Λ_1|)."""
-    ref = runs["reference_sv"]
+    stride-5 products it agrees with the same quantity from the per-step J within
+    0.02·(1 + |Λ|) plus twice the quantity's conditioning δ (the largest change under 1e-15
+    relative perturbations of every J_n: the engine's and NumPy's J differ by ~3e-15). On
+    these runs δ reaches 0.1·(1 + |Λ_1|) for a high-loss tanh run and the measured error
+    0.03·(1 + |Λ_1|). float32 storage moves Λ_1 of the high-loss tanh runs by more than
+    (1 + |Λ_1|), far beyond δ."""
+    ref, spread = runs["reference_sv"], runs["spread_sv"]
     for dtype, lam in runs["analysed_sv"].items():
         err = np.abs(lam - ref) / (1.0 + np.abs(ref))
+        allowed = 0.02 + 2.0 * spread / (1.0 + np.abs(ref))
         for j, (init, index, cls) in enumerate(runs["chosen"]):
             label = f"{runs['name']}/{init}/{index} ({cls}, {dtype})"
             if dtype == "float64":
-                assert np.all(err[j] <= 0.02), f"{label}: relative error {np.round(err[j], 4)}"
+                assert np.all(err[j] <= allowed[j]), (
+                    f"{label}: relative error {np.round(err[j], 4)}, allowed "
+                    f"{np.round(allowed[j], 4)}")
             elif runs["name"] == "tanh" and cls == "high":
-                assert err[j, 0] > 1.0, f"{label}: float32 was not caught ({err[j, 0]:.3f})"
+                assert err[j, 0] > 1.0 and err[j, 0] > 5.0 * allowed[j, 0], (
+                    f"{label}: float32 was not caught ({err[j, 0]:.3f})")

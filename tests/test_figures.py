@@ -188,7 +188,9 @@ def make_prediction(activation="tanh", initialization="uniform", seed=0, empty_h
 
 
 def all_gathered(combinations=COMBINATIONS, n=240):
-    return {key: make_gathered(*key, n=n, seed=s, empty_high=key == EDGE, nan_clv=key == EDGE)
+    """Gathered datasets as the figure script reads them: only figures.GATHERED_VARIABLES."""
+    return {key: make_gathered(*key, n=n, seed=s, empty_high=key == EDGE,
+                               nan_clv=key == EDGE)[list(figures.GATHERED_VARIABLES)]
             for s, key in enumerate(combinations)}
 
 
@@ -545,6 +547,25 @@ def test_save_is_deterministic(tmp_path, gathered):
     for a, b in ((png, png2), (pdf, pdf2), (png, png3), (pdf, pdf3)):
         assert a.read_bytes() == b.read_bytes()
     assert b"CreationDate" not in pdf.read_bytes()
+
+
+# Python ≥ 3.12 warns about fork() beside BLAS threads (OpenBLAS stops them around a fork)
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_save_figures_in_parallel_writes_the_same_bytes(tmp_path, gathered, predictions):
+    """save_figures with two worker processes: the figures, in order, byte-identical to one
+    process."""
+    inputs = {"gathered": gathered, "prediction": predictions}
+    options = figures.figure_options(prediction_cfg())
+    names = ["fig1_final_loss", "fig6_roc_curves", "fig2_loss_curves"]
+    written = {}
+    for workers in (1, 2):
+        stems = [tmp_path / str(workers) / name for name in names]
+        written[workers] = list(figures.save_figures(stems, inputs, {"weightdyn_version": "x"},
+                                                     options, workers))
+        assert written[workers] == stems
+    for one, two in zip(written[1], written[2]):
+        for ext in (".png", ".pdf"):
+            assert one.with_suffix(ext).read_bytes() == two.with_suffix(ext).read_bytes()
 
 
 @pytest.mark.parametrize("name", ["fig6_roc_curves", "fig7_auc_vs_time", "fig9_early_stopping"])

@@ -1,12 +1,20 @@
 """Tests of weightdyn.lyapunov: known spectra, exact cocycles, covariance, an independent
-reference implementation, fixed-lag convergence and degenerate inputs."""
+reference implementation, fixed-lag convergence, degenerate inputs, and the lane kernel against
+the per-network numerics bit for bit."""
 
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import numba
 import numpy as np
 import pytest
 import xarray as xr
 from scipy.linalg import solve_triangular
 
 from weightdyn import lyapunov as ly
+from weightdyn.lyapunov import analysis, kernels
 
 pytestmark = pytest.mark.filterwarnings("error::RuntimeWarning")
 
@@ -551,6 +559,25 @@ def test_analyse_chunk_rejects_lag_not_multiple_of_stride():
         ly.analyse_chunk(make_chunk(), cfg)
 
 
+def test_analyse_chunk_reads_the_propagators_of_an_open_file_by_blocks(tmp_path, tiny_config,
+                                                                       monkeypatch):
+    """The lyapunov job's way (chunkio.open_simulation_chunk, blocks of LANES networks) gives
+    the dataset of the chunk in memory, bit for bit."""
+    from test_gather import fake_chunk  # tests/ is on sys.path (rootdir conftest)
+
+    from weightdyn import chunkio
+
+    sim = fake_chunk(tiny_config, "tanh", "uniform", 0, 10, diverge=[4])
+    S, K, d = sim["propagator"].shape[:3]
+    sim["propagator"].values[:] = near_identity_cocycle(S=S, K=K, d=d, eta=0.02)
+    expected = ly.analyse_chunk(sim, tiny_config)
+    path = tmp_path / "chunk000.nc"
+    chunkio.write_simulation_chunk(sim, path)
+    monkeypatch.setattr(analysis, "LANES", 3)
+    with chunkio.open_simulation_chunk(path) as opened:
+        xr.testing.assert_identical(ly.analyse_chunk(opened, tiny_config), expected)
+
+
 @pytest.mark.parametrize("act_name", ["tanh", "relu"])
 def test_covariance_on_the_project_propagators(act_name, default_config):
     """M_k v_i(k) ∥ v_i(k+1) on real training trajectories (float64 propagators)."""
@@ -580,3 +607,264 @@ def test_covariance_on_the_project_propagators(act_name, default_config):
     assert (kappa <= 1e6).mean() > 0.9
     assert sine[kappa <= 1e6].max() <= 1e-8
     assert (sine <= 100 * np.finfo(float).eps * kappa + 1e-12).all()
+
+
+# ----------------------------------------------------------------------------- lane kernel
+
+
+@numba.njit(cache=True)
+def _graded_left_multiply(R, L, B, acc):
+    """T ← R T for upper-triangular R and T held by rows T_i = e^{L_i} b_i (per network, as
+    first written: the package's version is the lane kernel's)."""
+    d = L.shape[0]
+    for i in range(d):
+        m = -np.inf
+        for j in range(i, d):
+            if R[i, j] != 0.0:
+                m = max(m, math.log(abs(R[i, j])) + L[j])
+        if m == -np.inf:
+            L[i] += kernels.LOG_FLOOR
+            continue
+        for c in range(d):
+            acc[c] = 0.0
+        for j in range(i, d):
+            if R[i, j] != 0.0:
+                w = R[i, j] * math.exp(L[j] - m)
+                for c in range(d):
+                    acc[c] += w * B[j, c]
+        norm = 0.0
+        for c in range(d):
+            norm += acc[c] * acc[c]
+        norm = math.sqrt(norm)
+        if norm == 0.0:
+            L[i] = m + kernels.LOG_FLOOR
+            continue
+        L[i] = m + math.log(norm)
+        for c in range(d):
+            B[i, c] = acc[c] / norm
+
+
+@numba.njit(cache=True)
+def _backward_step(R, C, x, Rs, rii):
+    """C ← R^{-1} C, unit columns (per network; Rs, rii, x: work arrays)."""
+    kernels._scale_triangular(R, Rs, rii)
+    for j in range(R.shape[0]):
+        kernels._solve_column(Rs, rii, C, j, x)
+
+
+@numba.njit(cache=True)
+def _growth(R, C, out, Rs, rii):
+    """out = ln‖R c_j‖ (per network; Rs, rii: work arrays)."""
+    kernels._log_growth(Rs, kernels._scale_triangular(R, Rs, rii), C, out)
+
+
+@numba.njit(cache=True)
+def _per_network(M, n_valid, frame, start, pred, lags, counts,
+                 log_r, angle, log_growth, angle_pred, log_growth_pred, angle_lag,
+                 log_growth_lag, lag_error, sv_log):  # fmt: skip
+    """The analysis one network at a time with the per-network numerics, every stride kept:
+    Benettin, Ginelli and fixed-lag estimates (one lag run per lag and prediction index), and
+    the frame-invariant FTLEs from a second QR pass."""
+    S, d = M.shape[0], M.shape[2]
+    for s in range(S):
+        n = n_valid[s]
+        R = np.empty((n, d, d))
+        Q = frame.copy()
+        Q_next = np.empty((d, d))
+        A = np.empty((d, d))
+        Rs = np.empty((d, d))
+        rii = np.empty(d)
+        work = np.empty(d)
+        for k in range(n):
+            kernels._qr_step(M[s, k], Q, Q_next, R[k], A, work)
+            Q, Q_next = Q_next, Q
+            for i in range(d):
+                log_r[s, k, i] = math.log(max(R[k, i, i], kernels.TINY))
+        C = start.copy()
+        C_at_pred = np.empty((pred.size, d, d))
+        for m in range(n, -1, -1):
+            if m < n:
+                _backward_step(R[m], C, work, Rs, rii)
+                _growth(R[m], C, log_growth[s, m], Rs, rii)
+            if m >= 1:
+                kernels._pair_angles(C, angle[s, m - 1])
+            for b in range(pred.size):
+                if pred[b] == m:
+                    C_at_pred[b] = C
+                    if m < n:
+                        kernels._pair_angles(C, angle_pred[s, b])
+                        _growth(R[m], C, log_growth_pred[s, b], Rs, rii)
+        for a in range(lags.size):
+            for b in range(pred.size):
+                k = pred[b]
+                if k + lags[a] > n:
+                    continue
+                C[:] = start
+                for m in range(k + lags[a], k, -1):
+                    _backward_step(R[m - 1], C, work, Rs, rii)
+                kernels._pair_angles(C, angle_lag[s, a, b])
+                _growth(R[k], C, log_growth_lag[s, a, b], Rs, rii)
+                for i in range(d):
+                    lag_error[s, a, b, i] = kernels._line_angle(C, i, C_at_pred[b], i)
+        W = np.eye(d)
+        L = np.zeros(d)
+        B = np.eye(d)
+        k = 0
+        for b in range(counts.size):
+            if counts[b] > n:
+                continue
+            while k < counts[b]:
+                kernels._qr_step(M[s, k], W, Q_next, Rs, A, work)
+                W, Q_next = Q_next, W
+                _graded_left_multiply(Rs, L, B, work)
+                k += 1
+            L_copy, B_copy = L.copy(), B.copy()
+            kernels._row_jacobi(L_copy, B_copy, 1e-15, 60)
+            sv_log[s, b] = -np.sort(-L_copy)
+
+
+def per_network_analysis(M, dt, *, seed, window, forward, backward, pred, lags, threshold, counts):
+    """Everything analyse returns, computed network by network at full time resolution with the
+    per-network numerics and NumPy for the rest (tangencies from all angles, windowed means)."""
+    S, K, d = M.shape[:3]
+    P, NP, NL = d * (d - 1) // 2, len(pred), len(lags)
+    pred, lags, counts = (np.asarray(a, dtype=np.int64) for a in (pred, lags, counts))
+    n = ly.leading_valid_strides(M)
+    out = {name: np.full(shape, np.nan) for name, shape in (
+        ("log_r", (S, K, d)), ("angle", (S, K, P)), ("log_growth", (S, K, d)),
+        ("angle_pred", (S, NP, P)), ("log_growth_pred", (S, NP, d)),
+        ("angle_lag", (S, NL, NP, P)), ("log_growth_lag", (S, NL, NP, d)),
+        ("lag_error", (S, NL, NP, d)), ("sv_log", (S, counts.size, d)))}
+    _per_network(np.ascontiguousarray(M), n.astype(np.int64),
+                 np.ascontiguousarray(ly.random_orthogonal(d, seed)),
+                 ly.random_upper_triangular(d, seed), pred, lags, counts, *out.values())
+    cut = np.where(n < K, n - backward, K)[:, None]
+    k = np.arange(K)
+    out["angle"][k + 1 > cut] = np.nan
+    out["log_growth"][k > cut] = np.nan
+    unconverged = pred > cut
+    out["lag_error"][np.broadcast_to(unconverged[:, None, :], (S, NL, NP))] = np.nan
+    out["angle_pred"][unconverged] = np.nan
+    out["log_growth_pred"][unconverged] = np.nan
+    converged = (k >= forward) & (k + 1 <= K - backward)
+    usable = converged[None, :, None] & ~np.isnan(out["angle"])
+    n_usable = usable.sum(axis=1)
+    fraction = np.full(n_usable.shape, np.nan)
+    np.divide((usable & ly.tangencies(out["angle"], threshold)).sum(axis=1), n_usable,
+              out=fraction, where=n_usable > 0)
+    local = out["log_r"] / dt
+    windowed = np.empty_like(local)
+    w = min(window, K)
+    windowed[:, : w - 1] = ly.cumulative_ftle(local[:, : w - 1])
+    windowed[:, w - 1 :] = np.lib.stride_tricks.sliding_window_view(local, w, axis=1).mean(-1)
+    whole_run = np.full((S, d), np.nan)
+    whole_run[n == K] = local[n == K, forward:].mean(axis=1)
+    return {
+        "local_exponent": local, "ftle": ly.cumulative_ftle(local), "ftle_windowed": windowed,
+        "lyapunov_exponent": whole_run, "clv_angle": out["angle"],
+        "clv_growth": out["log_growth"] / dt, "clv_tangency_fraction": fraction,
+        "clv_angle_at": out["angle_pred"], "clv_growth_at": out["log_growth_pred"] / dt,
+        "clv_angle_lagged": out["angle_lag"], "clv_growth_lagged": out["log_growth_lag"] / dt,
+        "clv_lag_error": out["lag_error"],
+        "singular_ftle": out["sv_log"] / (counts[:, None] * dt),
+    }  # fmt: skip
+
+
+def project_propagators(act_name, config, networks=6, steps=600):
+    """Propagators of real training runs (default protocol, normal initialisation)."""
+    from weightdyn import activations, engine
+    from weightdyn.initialization import initial_parameters
+    from weightdyn.network import Architecture
+    from weightdyn.task import teacher_task
+
+    arch = Architecture.from_config(config)
+    theta0 = initial_parameters(arch, config["seed"], act_name, "normal", range(networks))
+    return engine.integrate(theta0, arch, activations.get(act_name),
+                            teacher_task(arch, act_name, config["task"]), 1e-3, steps, 10, 5,
+                            1e8, "float64").propagator
+
+
+def assert_equals_reference(M, dt):
+    """analyse (full resolution) equals per_network_analysis bit for bit."""
+    kw = dict(seed=7, window=6, forward=2, backward=10, pred=[0, 1, 3, 10], lags=[1, 2, 7, 15],
+              threshold=0.3, counts=[1, 2, 5, 20, M.shape[1]])
+    ref = per_network_analysis(M, dt, **kw)
+    res = ly.analyse(M, dt, seed=kw["seed"], window=kw["window"],
+                     forward_transient=kw["forward"], backward_transient=kw["backward"],
+                     prediction_index=kw["pred"], lags=kw["lags"],
+                     tangency_threshold=kw["threshold"], ftle_counts=kw["counts"])
+    for name, expected in ref.items():
+        np.testing.assert_array_equal(getattr(res, name), expected, err_msg=name, strict=True)
+    np.testing.assert_array_equal(ly.singular_value_ftle(M, dt, kw["counts"]),
+                                  ref["singular_ftle"], strict=True)
+
+
+@pytest.mark.parametrize("act_name", ["tanh", "relu"])
+def test_lane_kernel_equals_the_per_network_numerics(act_name, default_config, monkeypatch):
+    """Bit for bit on real training runs (a diverged tail added), also unrolled for d = 9, in
+    blocks of 4 networks (the last one partial) run by 2 threads."""
+    M = project_propagators(act_name, default_config, networks=7)
+    M[3, 80:] = np.inf                          # a run that diverged after 80 strides
+    assert_equals_reference(M, 0.005)
+    monkeypatch.setattr(analysis, "UNROLL_WORK", 0)
+    monkeypatch.setattr(analysis, "LANES", 4)
+    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", 2)
+    monkeypatch.setattr(numba, "get_num_threads", lambda: 2)
+    assert_equals_reference(M, 0.005)
+
+
+def test_lane_kernel_equals_the_per_network_numerics_on_degenerate_input():
+    """Singular maps, identity blocks (dead ReLU units, float32), tiny entries, and a
+    threshold that equals one of the angles (decided from the angle itself)."""
+    M = near_identity_cocycle(S=5, K=60, d=5, eta=0.05)
+    M[0, ::7, :, 1] = 0.0
+    M[1, 3] = 0.0
+    M[2, 10] *= 1e-300
+    M[3, :, 2, :] = M[3, :, :, 2] = 0.0
+    M[3, :, 2, 2] = 1.0
+    M[4, 30:] = np.nan
+    assert_equals_reference(M, 0.1)
+    assert_equals_reference(M.astype(np.float32), 0.1)
+    dead = np.broadcast_to(np.eye(9), (3, 40, 9, 9)).copy()
+    dead[:, :, :5, :5] = near_identity_cocycle(S=3, K=40, d=5, eta=0.05)
+    assert_equals_reference(dead.astype(np.float32), 0.005)
+    threshold = float(ly.analyse(M[:2], 0.1, seed=7, backward_transient=10).clv_angle[0, 25, 3])
+    ref = per_network_analysis(M[:2], 0.1, seed=7, window=6, forward=0, backward=10, pred=[],
+                               lags=[], threshold=threshold, counts=[])
+    res = ly.analyse(M[:2], 0.1, seed=7, window=6, backward_transient=10,
+                     tangency_threshold=threshold)
+    np.testing.assert_array_equal(res.clv_tangency_fraction, ref["clv_tangency_fraction"])
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_job_scripts_import_no_plotting_learning_or_scipy():
+    """What the simulate and lyapunov scripts import, and their first compiled call, load none
+    of Matplotlib, scikit-learn and SciPy (start-up of every job)."""
+    import ast
+
+    preamble = []  # each script's statements before its job (`with script_logging(…)`)
+    for script in ("simulate.py", "lyapunov.py"):
+        tree = ast.parse((ROOT / "workflow" / "scripts" / script).read_text())
+        preamble += [ast.unparse(node) for node in tree.body if not isinstance(node, ast.With)]
+    code = "\n".join([
+        "import sys",
+        f"sys.path[:0] = [{str(ROOT / 'workflow' / 'scripts')!r}]",
+        *preamble,
+        "import numpy as np",
+        "from weightdyn import plan",
+        "from weightdyn.simulate import simulate_chunk",
+        "cfg = plan.simulation_config(plan.load_config())",
+        "cfg['training']['steps'] = 20",
+        "sim = simulate_chunk(cfg, 'tanh', 'normal', 0, 2)",
+        "analyse_chunk(sim, plan.analysis_as_config(plan.analysis_config(plan.load_config(",
+        "    {'lyapunov': {'backward_transient': 1, 'lags': [5], 'output_stride': 1},",
+        "     'prediction': {'times': [0.005]}}))))",
+        "heavy = ('matplotlib', 'sklearn', 'scipy')",
+        "print('IMPORTED', sorted(m for m in sys.modules if m.split('.')[0] in heavy))",
+    ])
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=600, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "IMPORTED []" in proc.stdout, proc.stdout[-3000:]

@@ -1,6 +1,10 @@
 """Tests of weightdyn.prediction on synthetic features with known answers."""
 
+import ast
+import subprocess
+import sys
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -534,13 +538,27 @@ def test_package_public_api_and_module_size():
 
     for name in wp.__all__:
         assert hasattr(wp, name), name
-    for module in ("best_available", "classifier", "early_stopping", "features", "statistics",
-                   "study"):
+    for module in ("best_available", "classifier", "early_stopping", "features", "nested",
+                   "statistics", "study"):
         mod = importlib.import_module(f"weightdyn.prediction.{module}")
         assert mod.__doc__ and mod.__all__, module
         for name in mod.__all__:
             assert hasattr(mod, name), f"{module}.{name}"
         assert len(pathlib.Path(mod.__file__).read_text().splitlines()) <= 400, module
+
+
+@pytest.mark.parametrize("module, allowed", [("weightdyn.prediction", set()),
+                                             ("weightdyn.tables", set()),
+                                             ("weightdyn.figures", {"matplotlib"})])
+def test_jobs_import_only_what_they_use(module, allowed):
+    """The prediction package loads scikit-learn and SciPy only when it predicts: the tables
+    and figures jobs, which need its constants, do not pay for them."""
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parents[1] / 'src')!r}); "
+            f"import {module}; print(sorted({{m.split('.')[0] for m in sys.modules}}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    heavy = {"sklearn", "scipy", "matplotlib", "numba"}
+    assert heavy & set(ast.literal_eval(out)) == allowed
 
 
 def test_predict_combination_with_a_config_slice(predicted):

@@ -212,3 +212,18 @@ def test_frame_invariance(real_propagators):
         lam = lyapunov.singular_value_ftle(M, dt, counts)
         rotated = lyapunov.singular_value_ftle(P @ M @ P.T, dt, counts)
         np.testing.assert_allclose(rotated, lam, rtol=1e-9, atol=1e-9, err_msg=str(run))
+
+
+def test_row_jacobi_with_two_equal_rows_floors_the_zero_singular_value():
+    """Rows v = ±u of equal size (a ReLU run of the study hit this): σ = (√2, 0), no division by
+    the zero row's norm; the zero singular value is floored like an exactly cancelling row."""
+    from weightdyn.lyapunov.kernels import LOG_FLOOR, _row_jacobi
+
+    for sign in (1.0, -1.0):
+        L = np.zeros(2)
+        B = np.array([[0.6, 0.8], [0.6 * sign, 0.8 * sign]])
+        _row_jacobi(L, B, 1e-15, 60)
+        big, small = np.sort(L)[::-1]
+        assert big == pytest.approx(0.5 * np.log(2.0), rel=1e-15)
+        assert small == pytest.approx(big + LOG_FLOOR, rel=1e-15)
+        assert np.isfinite(B).all()

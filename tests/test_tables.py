@@ -9,8 +9,8 @@ import xarray as xr
 
 from weightdyn.prediction import AUC_COLUMNS, predict_combination
 from weightdyn.tables import (
-    auc_table, best_available, classes_table, clv_convergence_table, first_clv_time, nearest,
-    stability_table, summary_markdown,
+    GATHERED_VARIABLES, auc_table, best_available, classes_table, clv_convergence_table,
+    first_clv_time, nearest, stability_table, summary_markdown,
 )
 
 
@@ -144,3 +144,24 @@ def test_stability_table_by_class():
         diverged=("network", [0] * 5))}), pd.DataFrame(columns=AUC_COLUMNS), 0.015,
         stability=stability_table({("tanh", "normal"): G}, [2, 3]))
     assert "| tanh | normal | high | 2 | +0.550 [+0.375, +0.725] | 1.000 | 0.500 | 0.2000 |" in text
+
+
+def test_tables_read_only_their_gathered_variables():
+    """The tables script reads only GATHERED_VARIABLES of each gathered file: enough for every
+    gathered table."""
+    rng = np.random.default_rng(0)
+    G = xr.Dataset(
+        {"outcome": ("network", np.array([0, 2, 0, 2], dtype=np.int8)),
+         "diverged": ("network", np.array([0, 0, 0, 1], dtype=np.int8)),
+         "valid": ("network", np.array([1, 1, 1, 0], dtype=np.int8)),
+         "lyapunov_exponent": (("network", "exponent"), rng.normal(size=(4, 3))),
+         "clv_tangency_fraction": (("network", "pair"), rng.random((4, 3))),
+         "clv_lag_error": (("network", "lag", "prediction_time", "exponent"),
+                           rng.random((4, 2, 2, 3)))},
+        coords={"exponent": [1, 2, 3], "pair": ["1-2", "1-3", "2-3"], "lag": [10, 300],
+                "prediction_time": [0.015, 0.1]})
+    assert set(G.data_vars) == set(GATHERED_VARIABLES)
+    data = {("tanh", "normal"): G}
+    assert len(classes_table(data)) == 1
+    assert len(clv_convergence_table(data)) == 2
+    assert set(stability_table(data, [2, 3])["outcome"]) == {"low", "high"}

@@ -200,6 +200,18 @@ def check_table(path, sha256: str, recorded_in) -> None:
                              f"(truncated or edited); {remedy(path)}")
 
 
+def _unreadable(path: Path, exc: Exception) -> ChunkFileError:
+    if isinstance(exc, FileNotFoundError):
+        return ChunkFileError(f"{path}: file not found")
+    return ChunkFileError(f"{path}: cannot be read ({exc}); {remedy(path)}")
+
+
+def _check_variables(ds: xr.Dataset, path: Path, names: Iterable[str]) -> None:
+    missing = [name for name in names if name not in ds.variables]
+    if missing:
+        raise ChunkFileError(f"{path}: missing variables {missing}; {remedy(path)}")
+
+
 def read_dataset(path, required: tuple[str, ...] = (),
                  select: Sequence[str] | None = None) -> xr.Dataset:
     """Load a whole file into memory (only the variables ``select`` and the coordinates, if
@@ -208,20 +220,14 @@ def read_dataset(path, required: tuple[str, ...] = (),
     try:
         with xr.open_dataset(path, engine="netcdf4") as ds:
             if select is not None:
-                absent = [name for name in select if name not in ds.variables]
-                if absent:
-                    raise ChunkFileError(f"{path}: missing variables {absent}; {remedy(path)}")
+                _check_variables(ds, path, select)
                 ds = ds[list(select)]
             ds.load()
     except ChunkFileError:
         raise
-    except FileNotFoundError:
-        raise ChunkFileError(f"{path}: file not found") from None
     except Exception as exc:  # netCDF4/HDF5 raise OSError, RuntimeError, KeyError, ...
-        raise ChunkFileError(f"{path}: cannot be read ({exc}); {remedy(path)}") from exc
-    missing = [name for name in required if name not in ds.variables]
-    if missing:
-        raise ChunkFileError(f"{path}: missing variables {missing}; {remedy(path)}")
+        raise _unreadable(path, exc) from exc
+    _check_variables(ds, path, required)
     return ds
 
 
@@ -237,6 +243,28 @@ def read_simulation_chunk(path) -> xr.Dataset:
     """Read a simulation chunk file, checking it holds :data:`SIMULATION_VARIABLES` (errors
     name the file)."""
     return read_dataset(path, SIMULATION_VARIABLES)
+
+
+@contextlib.contextmanager
+def open_simulation_chunk(path):
+    """A simulation chunk file, open while the context lasts: every variable in memory except
+    ``propagator`` (≈ 230 MB per chunk of 500), which is read from the file when indexed — by
+    blocks of networks in :func:`weightdyn.lyapunov.analyse`. ChunkFileError naming the file if
+    it is unreadable or lacks one of :data:`SIMULATION_VARIABLES`."""
+    path = Path(path)
+    try:
+        ds = xr.open_dataset(path, engine="netcdf4")
+    except Exception as exc:  # netCDF4/HDF5 raise OSError, RuntimeError, KeyError, ...
+        raise _unreadable(path, exc) from exc
+    with ds:
+        _check_variables(ds, path, SIMULATION_VARIABLES)
+        try:
+            for name, variable in ds.variables.items():
+                if name != "propagator":
+                    variable.load()
+        except Exception as exc:
+            raise _unreadable(path, exc) from exc
+        yield ds
 
 
 # --------------------------------------------------------------------------- gathered results

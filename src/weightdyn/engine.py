@@ -16,33 +16,24 @@ its records from step n on are NaN, the propagators of strides that reach step n
 (k with (k+1)s > n) are NaN, and its final loss is +inf. No other network is affected.
 
 Two implementations with identical semantics:
-* :func:`integrate` — compiled (numba), networks in parallel, each network's arithmetic
-  independent of the batch it is in (bit-identical whatever the chunking);
+* :func:`integrate` — compiled (numba): networks in lane groups of :data:`LANES`, one network
+  per SIMD lane, groups in parallel threads; each network's arithmetic is independent of the
+  batch, its lane and the lane width (bit-identical whatever the chunking or threads);
 * :func:`integrate_reference` — plain batched NumPy (einsum over a network axis) built on
   :mod:`weightdyn.dynamics`; the test oracle and the benchmark baseline.
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import inspect
-import math
-import types
 from dataclasses import dataclass
-from pathlib import Path
 
-import numba
 import numpy as np
 
 from . import dynamics
 from .activations import Activation
+from .lane_kernel import LANES, compiled_kernel
 from .network import Architecture
 from .task import Task
-
-# Reassociation and FMA contraction let reductions over samples vectorise; no 'nnan'/'ninf',
-# which would let the compiler drop the divergence checks.
-_FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
 
 @dataclass
@@ -63,242 +54,41 @@ def record_steps(steps: int, record_stride: int) -> np.ndarray:
     return np.unique(np.append(np.arange(0, steps + 1, record_stride), steps))
 
 
-def _allocate(S, d, steps, record_stride, jacobian_stride, dtype) -> Trajectories:
+def _allocate(S, d, steps, record_stride, jacobian_stride, dtype,
+              fill_propagator=True) -> Trajectories:
+    """Output arrays, NaN-filled (the propagators left unfilled if ``fill_propagator`` is
+    false: the compiled kernel writes every stride, NaN where none exists)."""
     if steps % jacobian_stride:
         raise ValueError(
             f"recording.jacobian_stride={jacobian_stride} must divide training.steps={steps}"
         )
     R = record_steps(steps, record_stride).size
+    shape = (S, steps // jacobian_stride, d, d)
     return Trajectories(
         theta=np.full((S, R, d), np.nan),
         loss=np.full((S, R), np.nan),
         step_loss=np.full((S, steps + 1), np.nan),
         gradient_norm=np.full((S, steps + 1), np.nan),
-        propagator=np.full((S, steps // jacobian_stride, d, d), np.nan, dtype=dtype),
+        propagator=(np.full(shape, np.nan, dtype=dtype) if fill_propagator
+                    else np.empty(shape, dtype=dtype)),
         final_loss=np.full(S, np.inf),
         divergence_step=np.full(S, -1, dtype=np.int64),
     )
 
 
-@numba.njit(cache=True, fastmath=_FASTMATH, inline="always")
-def _dot(x, y):
-    """Σ_p x_p y_p (a loop the compiler vectorises)."""
-    acc = 0.0
-    for p in range(x.size):
-        acc += x[p] * y[p]
-    return acc
-
-
-@numba.njit(cache=True, fastmath=_FASTMATH, inline="always")
-def _sum(x):
-    """Σ_p x_p."""
-    acc = 0.0
-    for p in range(x.size):
-        acc += x[p]
-    return acc
-
-
-@numba.njit(cache=True, fastmath=_FASTMATH, inline="always")
-def _dot3(x, y, z):
-    """Σ_p x_p y_p z_p."""
-    acc = 0.0
-    for p in range(x.size):
-        acc += x[p] * y[p] * z[p]
-    return acc
-
-
-def _trajectory(theta0, xt, targets_t, hidden, eta, steps, rec_steps, stride, bound,
-                theta_out, loss_out, step_loss_out, grad_norm_out, prop_out):
-    """One network (see module docstring); returns (final loss, divergence step).
-
-    Template: compiled per activation by :func:`compiled_kernel` with the global ``sigma``
-    bound to the activation's compiled derivatives.
-    """
-    d = theta0.size
-    n = xt.shape[0] - 1                 # xt = x̃ᵀ, last row ones
-    samples = xt.shape[1]
-    outputs = targets_t.shape[0]
-    o1 = hidden * n                     # start of b1
-    o2 = o1 + hidden                    # start of W2
-    o3 = o2 + outputs * hidden          # start of b2
-    first = np.empty((hidden, n + 1), dtype=np.int64)   # θ index of W1[i,j] / b1[i]
-    for i in range(hidden):
-        for j in range(n):
-            first[i, j] = i * n + j
-        first[i, n] = o1 + i
-
-    xx = np.empty((n + 1, n + 1, samples))             # x̃_j x̃_m per sample
-    for j in range(n + 1):
-        for m in range(n + 1):
-            for p in range(samples):
-                xx[j, m, p] = xt[j, p] * xt[m, p]
-
-    theta = theta0.copy()
-    f = np.empty((hidden, samples))
-    f1 = np.empty((hidden, samples))
-    f2 = np.empty((hidden, samples))
-    err = np.empty((outputs, samples))
-    back = np.empty(samples)
-    zbuf = np.empty(samples)
-    G = np.zeros((outputs, d, samples))
-    for k in range(outputs):            # ∂y_k/∂b2[k] = 1, ∂y_k/∂(other output units) = 0
-        G[k, o3 + k, :] = 1.0
-    H = np.empty((d, d))
-    grad = np.empty(d)
-    P = np.eye(d)
-    PJ = np.empty((d, d))
-    r = 0
-    k_stride = 0
-
-    for step in range(steps + 1):
-        # forward pass: z = W1 x + b1, σ and derivatives, residuals e = y − t
-        for i in range(hidden):
-            for p in range(samples):
-                z = theta[o1 + i]
-                for j in range(n):
-                    z += theta[i * n + j] * xt[j, p]
-                zbuf[p] = z
-            for p in range(samples):
-                f[i, p], f1[i, p], f2[i, p] = sigma(zbuf[p])
-        loss = 0.0
-        for k in range(outputs):
-            for p in range(samples):
-                y = theta[o3 + k]
-                for i in range(hidden):
-                    y += theta[o2 + k * hidden + i] * f[i, p]
-                err[k, p] = y - targets_t[k, p]
-                loss += 0.5 * err[k, p] * err[k, p]
-
-        healthy = np.isfinite(loss) and loss <= bound
-        for q in range(d):
-            healthy = healthy and abs(theta[q]) <= bound
-        if not healthy:
-            return np.inf, step
-        step_loss_out[step] = loss
-        if r < rec_steps.size and rec_steps[r] == step:
-            theta_out[r, :] = theta
-            loss_out[r] = loss
-            r += 1
-        if step == steps:
-            return loss, -1
-
-        # ∇y_k per sample: rows of W1/b1 are W2[k,i] σ'(z_i) x̃_j, rows of W2[k,:] are h
-        for k in range(outputs):
-            for i in range(hidden):
-                w = theta[o2 + k * hidden + i]
-                for j in range(n + 1):
-                    row = first[i, j]
-                    for p in range(samples):
-                        G[k, row, p] = w * f1[i, p] * xt[j, p]
-                for p in range(samples):
-                    G[k, o2 + k * hidden + i, p] = f[i, p]
-
-        # Gauss–Newton term H_ab = Σ_kμ ∂_a y_k ∂_b y_k (upper triangle)
-        for a in range(d):
-            for b in range(a, d):
-                acc = 0.0
-                for k in range(outputs):
-                    acc += _dot(G[k, a], G[k, b])
-                H[a, b] = acc
-
-        # gradient and residual term Σ e ∇²y, both from the sums
-        #   cross[i,j,k] = Σ_μ e_k σ'(z_i) x̃_j   and   Σ_μ u_i σ''(z_i) x̃_j x̃_m,
-        # with u_i = Σ_k e_k W2[k,i] (upper triangle: first-layer index < W2 index)
-        for k in range(outputs):
-            grad[o3 + k] = _sum(err[k])
-            for i in range(hidden):
-                grad[o2 + k * hidden + i] = _dot(err[k], f[i])
-        for i in range(hidden):
-            for p in range(samples):
-                acc = 0.0
-                for k in range(outputs):
-                    acc += err[k, p] * theta[o2 + k * hidden + i]
-                back[p] = acc * f2[i, p]
-            for j in range(n + 1):
-                g = 0.0
-                for k in range(outputs):
-                    cross = _dot3(err[k], f1[i], xt[j])
-                    H[first[i, j], o2 + k * hidden + i] += cross
-                    g += theta[o2 + k * hidden + i] * cross
-                grad[first[i, j]] = g
-                for m in range(j, n + 1):
-                    H[first[i, j], first[i, m]] += _dot(back, xx[j, m])
-        for a in range(d):
-            for b in range(a):
-                H[a, b] = H[b, a]
-        grad_norm_out[step] = math.sqrt(_dot(grad, grad))
-
-        # propagator P ← J_n P = P − η H P, stored every `stride` steps
-        for a in range(d):
-            for b in range(d):
-                PJ[a, b] = P[a, b]
-            for c in range(d):
-                h_ac = eta * H[a, c]
-                for b in range(d):
-                    PJ[a, b] -= h_ac * P[c, b]
-        if (step + 1) % stride == 0:
-            prop_out[k_stride] = PJ
-            k_stride += 1
-            P[:] = 0.0
-            for a in range(d):
-                P[a, a] = 1.0
-        else:
-            P[:] = PJ
-
-        for a in range(d):
-            theta[a] -= eta * grad[a]
-    return loss, -1
-
-
-def _integrate_all(theta0, xt, targets_t, hidden, eta, steps, rec_steps, stride, bound,
-                   theta_out, loss_out, step_loss_out, grad_norm_out, prop_out, final_loss,
-                   divergence_step):
-    """All networks in parallel (template; global ``trajectory`` bound per activation)."""
-    for s in numba.prange(theta0.shape[0]):
-        final_loss[s], divergence_step[s] = trajectory(
-            theta0[s], xt, targets_t, hidden, eta, steps, rec_steps, stride, bound,
-            theta_out[s], loss_out[s], step_loss_out[s], grad_norm_out[s], prop_out[s],
-        )
-
-
-def _specialise(template, name: str, **bindings):
-    """``template`` as a new function ``name`` whose globals also hold ``bindings``."""
-    fn = types.FunctionType(template.__code__, {**template.__globals__, **bindings}, name)
-    fn.__qualname__ = name
-    fn.__doc__ = template.__doc__
-    return fn
-
-
-@functools.cache
-def compiled_kernel(act: Activation):
-    """The compiled integrator for one activation, σ inlined so that the loops vectorise.
-
-    The templates above are compiled with σ bound as a global (not a closure variable, which
-    numba's disk cache cannot key), under names carrying the activation's name and a hash of
-    the source file defining it: the machine code is cached on disk across processes, and an
-    edit of the activation's source compiles afresh.
-    """
-    source = Path(inspect.getsourcefile(act.derivatives)).read_bytes()
-    tag = f"{act.name}_{hashlib.sha256(source).hexdigest()[:12]}"
-    trajectory = numba.njit(cache=True, fastmath=_FASTMATH, error_model="numpy")(
-        _specialise(_trajectory, f"_trajectory_{tag}", sigma=act.compiled))
-    return numba.njit(parallel=True, cache=True, error_model="numpy")(
-        _specialise(_integrate_all, f"_integrate_all_{tag}", trajectory=trajectory))
-
-
 def integrate(theta0, arch: Architecture, act: Activation, task: Task, learning_rate: float,
               steps: int, record_stride: int, jacobian_stride: int, bound: float,
-              propagator_dtype="float64") -> Trajectories:
+              propagator_dtype="float64", lanes: int = LANES) -> Trajectories:
     """Compiled integration of the networks θ_0 (S, d) (see module docstring)."""
     theta0 = np.ascontiguousarray(theta0, dtype=np.float64)
     out = _allocate(theta0.shape[0], arch.dim, steps, record_stride, jacobian_stride,
-                    propagator_dtype)
+                    propagator_dtype, fill_propagator=False)
     xt = np.ascontiguousarray(dynamics.extended_inputs(task.inputs).T)
-    compiled_kernel(act)(theta0, xt, np.ascontiguousarray(task.targets.T), arch.hidden,
-                         float(learning_rate), int(steps), record_steps(steps, record_stride),
-                         int(jacobian_stride), float(bound), out.theta, out.loss,
-                         out.step_loss, out.gradient_norm, out.propagator, out.final_loss,
-                         out.divergence_step)
+    compiled_kernel(act, arch, lanes)(
+        theta0, xt, np.ascontiguousarray(task.targets.T), float(learning_rate), int(steps),
+        record_steps(steps, record_stride), int(jacobian_stride), float(bound), out.theta,
+        out.loss, out.step_loss, out.gradient_norm, out.propagator, out.final_loss,
+        out.divergence_step)
     return out
 
 

@@ -24,9 +24,13 @@ from .outcomes import CLASS_LABELS, EVENTS, HIGH, LOW, MIDDLE
 from .prediction import AUC_COLUMNS, CLV_CONVERGENCE_ANGLE, INDICATOR_FAMILIES
 
 __all__ = [
-    "auc_table", "best_available", "classes_table", "clv_convergence_table", "first_clv_time",
-    "nearest", "stability_table", "summary_markdown",
+    "GATHERED_VARIABLES", "auc_table", "best_available", "classes_table",
+    "clv_convergence_table", "first_clv_time", "nearest", "stability_table", "summary_markdown",
 ]
+
+#: the variables of the gathered datasets that the tables read
+GATHERED_VARIABLES = ("outcome", "diverged", "valid", "lyapunov_exponent",
+                      "clv_tangency_fraction", "clv_lag_error")
 
 
 def classes_table(gathered: Mapping[tuple[str, str], object]) -> pd.DataFrame:

@@ -9,6 +9,8 @@ rule gather:
         results_path("gather/{act}/{init}.nc"),
     log:
         logs_path("gather/{act}/{init}.log"),
+    benchmark:
+        benchmarks_path("gather/{act}/{init}.tsv")
     conda:
         "../envs/weightdyn.yaml"
     threads: 1

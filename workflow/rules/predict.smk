@@ -10,6 +10,8 @@ rule predict:
         table=results_path("prediction/{act}/{init}.csv"),
     log:
         logs_path("predict/{act}/{init}.log"),
+    benchmark:
+        benchmarks_path("predict/{act}/{init}.tsv")
     conda:
         "../envs/weightdyn.yaml"
     threads: 1
@@ -47,6 +49,8 @@ rule tables:
         provenance=results_path("tables/provenance.json"),
     log:
         logs_path("tables.log"),
+    benchmark:
+        benchmarks_path("tables/tables.tsv")
     conda:
         "../envs/weightdyn.yaml"
     threads: 1
@@ -76,9 +80,12 @@ rule figures:
         pdf=[f"{RESULTS}figures/{name}.pdf" for name in FIGURE_NAMES],
     log:
         logs_path("figures.log"),
+    benchmark:
+        benchmarks_path("figures/figures.tsv")
     conda:
         "../envs/weightdyn.yaml"
-    threads: 1
+    # processes that build the nine figures side by side (weightdyn.figures.save_figures)
+    threads: 2
     resources:
         mem_mb=4000,
         runtime=20,

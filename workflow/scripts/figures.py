@@ -6,6 +6,7 @@ stamp records the study's whole configuration (without ``run``).
 
 import common  # noqa: F401  (src/ on sys.path, NUMBA_NUM_THREADS)
 
+import logging
 from pathlib import Path
 
 from weightdyn import figures
@@ -14,20 +15,20 @@ from weightdyn.plan import science_config
 from weightdyn.runlog import script_logging
 
 
-def by_combination(paths):
-    """{(activation, initialization): dataset} in the order of the config's combinations."""
-    datasets = [read_dataset(path) for path in paths]
+def by_combination(paths, select=None):
+    """{(activation, initialization): dataset (the variables ``select``, default all)} in the
+    order of the config's combinations."""
+    datasets = [read_dataset(path, select=select) for path in paths]
     return {(ds.attrs["activation"], ds.attrs["initialization"]): ds for ds in datasets}
 
 
 with script_logging(snakemake.log[0], snakemake.rule) as log:
-    inputs = {"gathered": by_combination(snakemake.input.gathered),
+    # the PDF backend's font subsetting reports every glyph at INFO
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
+    inputs = {"gathered": by_combination(snakemake.input.gathered, figures.GATHERED_VARIABLES),
               "prediction": by_combination(snakemake.input.predictions)}
     stamp = provenance(science_config(snakemake.config), snakemake.rule)
     options = figures.figure_options({"prediction": snakemake.params.prediction})
-    for png in snakemake.output.png:
-        name = Path(png).stem
-        plot, kind = figures.FIGURES[name]
-        figures.save(plot(inputs[kind], **options.get(name, {})), Path(png).with_suffix(""),
-                     stamp)
-        log.info("wrote %s (.png, .pdf)", name)
+    stems = [Path(png).with_suffix("") for png in snakemake.output.png]
+    for stem in figures.save_figures(stems, inputs, stamp, options, snakemake.threads):
+        log.info("wrote %s (.png, .pdf)", stem.name)

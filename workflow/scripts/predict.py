@@ -13,14 +13,11 @@ import pandas as pd
 
 from weightdyn.chunkio import provenance, read_dataset, write_dataset, write_text
 from weightdyn.plan import science_config
-from weightdyn.prediction import AUC_COLUMNS, predict_combination
+from weightdyn.prediction import AUC_COLUMNS, INPUT_VARIABLES, predict_combination
 from weightdyn.runlog import script_logging
 
 with script_logging(snakemake.log[0], snakemake.rule) as log:
-    gathered = read_dataset(snakemake.input[0], ("final_loss", "ftle_at", "loss_at",
-                                                 "log_loss_slope_at", "gradient_norm_at",
-                                                 "theta0", "clv_angle_lagged",
-                                                 "clv_growth_lagged"))
+    gathered = read_dataset(snakemake.input[0], select=INPUT_VARIABLES)
     ds, rows = predict_combination(gathered, snakemake.params.config)
     ds.attrs.update(provenance(science_config(snakemake.config), "predict"))
     table = pd.DataFrame(rows, columns=AUC_COLUMNS).to_csv(index=False)

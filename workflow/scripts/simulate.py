@@ -7,6 +7,8 @@ stamp records the study's whole configuration (without ``run``).
 
 import common  # src/ on sys.path, NUMBA_NUM_THREADS
 
+common.numba_without_scipy()
+
 from weightdyn.runlog import script_logging
 from weightdyn.chunkio import write_simulation_chunk
 from weightdyn.simulate import simulate_chunk

@@ -14,14 +14,14 @@ from weightdyn.plan import file_sha256, science_config
 from weightdyn.prediction import AUC_COLUMNS
 from weightdyn.runlog import script_logging
 from weightdyn.tables import (
-    auc_table, classes_table, clv_convergence_table, stability_table, summary_markdown,
+    GATHERED_VARIABLES, auc_table, classes_table, clv_convergence_table, stability_table,
+    summary_markdown,
 )
 
 with script_logging(snakemake.log[0], snakemake.rule) as log:
     gathered = {}
     for path in snakemake.input.gathered:
-        G = read_dataset(path, ("outcome", "diverged", "clv_lag_error", "valid",
-                                "lyapunov_exponent", "clv_tangency_fraction"))
+        G = read_dataset(path, select=GATHERED_VARIABLES)
         gathered[G.attrs["activation"], G.attrs["initialization"]] = G
     classes = classes_table(gathered)
     for table, dataset in zip(snakemake.input.predictions, snakemake.input.prediction_datasets):

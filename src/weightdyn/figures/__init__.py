@@ -34,12 +34,16 @@ or else from the datasets' ``headline_time`` attribute.
 Robustness. NaN and inf are dropped before plotting; an empty class, a non-computable
 predictor or an all-NaN CLV quantity gives an empty panel with a note, never an exception or a
 warning. :func:`save` writes PNG (200 dpi) and PDF without timestamps, so two saves of the same
-figure are byte-identical.
+figure are byte-identical; :func:`save_figures` builds and saves the study's figures, in
+parallel processes if asked (the same bytes).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import multiprocessing
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
 
 from .clv_lag import lag_accuracy
 from .helpers import headline_time
@@ -50,11 +54,11 @@ from .stability import (clv_angles, default_angle_pairs, default_scatter_exponen
 from .style import CLASS_COLOURS, FAMILY_STYLES, save
 
 __all__ = [
-    "CLASS_COLOURS", "FAMILY_STYLES", "FIGURES", "auc_vs_time", "best_series",
-    "clv_angles", "default_angle_pairs", "default_scatter_exponents",
+    "CLASS_COLOURS", "FAMILY_STYLES", "FIGURES", "GATHERED_VARIABLES", "auc_vs_time",
+    "best_series", "clv_angles", "default_angle_pairs", "default_scatter_exponents",
     "early_stopping", "exponents_vs_final_loss", "figure_options", "final_loss_distribution",
     "ftle_spectra", "headline_time", "lag_accuracy", "loss_curves", "pair_colour",
-    "roc_curves", "save",
+    "roc_curves", "save", "save_figures",
 ]
 
 
@@ -74,6 +78,11 @@ def figure_options(cfg: Mapping) -> dict[str, dict]:
     }
 
 
+#: the variables of the gathered datasets that the figures read (figures 1–5 and 8)
+GATHERED_VARIABLES = ("final_loss", "outcome", "diverged", "loss_curve", "sample_outcome",
+                      "ftle_quantiles", "lyapunov_exponent", "clv_tangency_fraction",
+                      "clv_angle_quantiles", "clv_lag_error")
+
 #: output stem → (figure function, input kind) for the workflow's figure script
 FIGURES = {
     "fig1_final_loss": (final_loss_distribution, "gathered"),
@@ -86,3 +95,35 @@ FIGURES = {
     "fig8_lag_accuracy": (lag_accuracy, "gathered"),
     "fig9_early_stopping": (early_stopping, "prediction"),
 }
+
+
+#: what the worker processes of :func:`save_figures` inherit (forked: nothing is copied)
+_JOB: dict = {}
+
+
+def save_figures(stems: Sequence, inputs: Mapping, provenance: dict | None = None,
+                 options: Mapping | None = None, workers: int = 1) -> Iterator[Path]:
+    """Build the figure of every path stem in ``stems`` (named by :data:`FIGURES`) from
+    ``inputs`` = {"gathered": …, "prediction": …} with the keyword arguments ``options``
+    (:func:`figure_options`) and :func:`save` it there; yields the stems in order, each once
+    written. ``workers`` > 1: that many forked processes build them (sharing ``inputs``;
+    one process where fork is not available)."""
+    workers = min(workers, len(stems))
+    _JOB.update(inputs=inputs, provenance=provenance, options=options or {})
+    try:
+        if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+            yield from map(_save_figure, stems)
+        else:
+            fork = multiprocessing.get_context("fork")
+            with ProcessPoolExecutor(workers, mp_context=fork) as pool:
+                yield from pool.map(_save_figure, stems)
+    finally:
+        _JOB.clear()
+
+
+def _save_figure(stem) -> Path:
+    stem = Path(stem)
+    plot, kind = FIGURES[stem.name]
+    save(plot(_JOB["inputs"][kind], **_JOB["options"].get(stem.name, {})), stem,
+         _JOB["provenance"])
+    return stem

@@ -17,7 +17,6 @@ import matplotlib
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
-from matplotlib.layout_engine import ConstrainedLayoutEngine, TightLayoutEngine
 
 from ..chunkio import atomic_path
 from ..outcomes import CLASS_LABELS, HIGH, LOW
@@ -230,33 +229,15 @@ def _sqrt(x):
 # saving
 # --------------------------------------------------------------------------------------------
 
-def _freeze_layout(fig: Figure) -> None:
-    """Run the figure's layout engine once at :data:`PNG_DPI` and fix the result.
-
-    Constrained layout is not idempotent to the last bit: a second draw (or a draw at another
-    dpi) starts from the previous positions and may move axes by ~1e-10, which changes the PNG.
-    Freezing after one layout pass makes every later save reproduce the same bytes.
-    """
-    if not isinstance(fig.get_layout_engine(), (ConstrainedLayoutEngine, TightLayoutEngine)):
-        return  # no layout engine, or already frozen
-    dpi = fig.dpi
-    fig.set_dpi(PNG_DPI)
-    try:
-        fig.draw_without_rendering()
-    finally:
-        fig.set_dpi(dpi)
-    fig.set_layout_engine("none")
-
-
 def save(fig: Figure, path_stem, provenance: dict | None = None) -> tuple[Path, Path]:
     """Write ``path_stem.png`` (200 dpi) and ``path_stem.pdf``; return both paths.
 
     ``provenance`` (e.g. :func:`weightdyn.chunkio.provenance`) is embedded as text metadata:
     PNG text chunks under its own keys, the PDF's Subject (version) and Keywords (config).
 
-    No timestamps are written, and the constrained layout is computed once (at the PNG
-    resolution) and then frozen (:func:`_freeze_layout`), so saving the same figure twice, or
-    a freshly built copy of it, gives byte-identical files. A trailing .png/.pdf on
+    No timestamps are written, and the constrained layout is computed once (in the PNG's
+    draw, at its resolution) and then frozen, so saving the same figure twice, or a freshly
+    built copy of it, gives byte-identical files. A trailing .png/.pdf on
     ``path_stem`` is dropped; parent directories are created.
     """
     stem = Path(path_stem)
@@ -270,10 +251,13 @@ def save(fig: Figure, path_stem, provenance: dict | None = None) -> tuple[Path, 
     pdf_info = {"Subject": f"weightdyn {info['weightdyn_version']}",
                 "Keywords": info.get("config_json", "")} if info else {}
     with matplotlib.rc_context(STYLE):
-        _freeze_layout(fig)
+        # The layout engine runs in this draw, then the layout is frozen: constrained layout is
+        # not idempotent to the last bit (another run starts from the previous positions and
+        # may move axes by ~1e-10), so the PDF and any later save reuse these positions.
         with atomic_path(png) as tmp:
             fig.savefig(tmp, format="png", dpi=PNG_DPI, metadata={"Software": None, **info},
                         facecolor="white")
+        fig.set_layout_engine("none")
         with atomic_path(pdf) as tmp:
             fig.savefig(tmp, format="pdf", metadata={"CreationDate": None, "ModDate": None,
                                                      "Producer": None, "Creator": None,

@@ -10,7 +10,9 @@ time. Submodules:
   :func:`singular_value_ftle`, :func:`ginelli_clvs`, …);
 * :mod:`.dataset`: :func:`analyse_chunk`, the per-chunk lyapunov dataset of the workflow
   (docs/methods.md §6);
-* :mod:`.kernels`: the compiled numba kernels and the constants ``TINY``, ``LOG_FLOOR``.
+* :mod:`.lanes`: the compiled kernel of :func:`analyse`, many networks at a time (one per
+  SIMD lane), bit-identical to the per-network numerics;
+* :mod:`.kernels`: the per-network numerics (numba) and the constants ``TINY``, ``LOG_FLOOR``.
 """
 
 from .analysis import (

@@ -13,13 +13,15 @@ import xarray as xr
 
 from .. import chunkio
 from ..outcomes import flow_time
-from .analysis import analyse, pair_labels, singular_value_ftle, tangencies
+from .analysis import analyse, pair_labels
 
 __all__ = ["analyse_chunk"]
 
 
 def analyse_chunk(sim: xr.Dataset, cfg: dict) -> xr.Dataset:
-    """The per-chunk lyapunov dataset (docs/methods.md §6) of a simulation chunk ``sim``.
+    """The per-chunk lyapunov dataset (docs/methods.md §6) of a simulation chunk ``sim`` (in
+    memory, or open with :func:`~weightdyn.chunkio.open_simulation_chunk`: its propagators are
+    then read from the file by blocks of networks).
 
     ``cfg["lyapunov"]`` gives the transients and window (strides), the lags (steps, positive
     multiples of jacobian_stride) and the tangency threshold (rad); ``cfg["prediction"]["times"]``
@@ -56,31 +58,25 @@ def analyse_chunk(sim: xr.Dataset, cfg: dict) -> xr.Dataset:
     pred = np.rint(times / dt).astype(np.int64)
     threshold = float(lcfg["tangency_threshold"])
 
-    M = sim["propagator"].transpose("network", "stride", "param_i", "param_j").values
+    M = sim["propagator"].transpose("network", "stride", "param_i", "param_j")  # not read yet
     div_step = sim["divergence_step"].values.astype(np.int64)
     n_valid = np.where(div_step >= 0, div_step // s, K)
-    res = analyse(
-        M, dt, seed=cfg["seed"], window=int(lcfg["window"]),
-        forward_transient=int(lcfg["forward_transient"]),
-        backward_transient=int(lcfg["backward_transient"]),
-        prediction_index=pred, lags=lag_steps // s, n_valid=n_valid,
-    )  # fmt: skip
-    valid = res.valid & (sim["diverged"].values == 0)
-    d = M.shape[2]
     # time series are stored every `output_stride` strides and at the prediction times
     keep = ((stride + 1) % int(lcfg["output_stride"]) == 0) | np.isin(stride + 1, pred)
     # frame-invariant FTLEs at the stored times, the prediction times and the end of the run
     counts = np.union1d(np.union1d(stride[keep] + 1, pred), [K])
-    sv_ftle = singular_value_ftle(M, dt, counts, n_valid=n_valid)
-    ftle = sv_ftle[:, np.searchsorted(counts, stride[keep] + 1)]
-    ftle_at = sv_ftle[:, np.searchsorted(counts, pred)]
-    whole_run = sv_ftle[:, -1]
-
-    usable = res.clv_converged[None, :, None] & ~np.isnan(res.clv_angle)
-    n_usable = usable.sum(axis=1)
-    n_tangent = (usable & tangencies(res.clv_angle, threshold)).sum(axis=1)
-    tangency_fraction = np.full(n_usable.shape, np.nan)
-    np.divide(n_tangent, n_usable, out=tangency_fraction, where=n_usable > 0)
+    res = analyse(
+        M, dt, seed=cfg["seed"], window=int(lcfg["window"]),
+        forward_transient=int(lcfg["forward_transient"]),
+        backward_transient=int(lcfg["backward_transient"]),
+        prediction_index=pred, lags=lag_steps // s, n_valid=n_valid, time_index=stride[keep],
+        tangency_threshold=threshold, ftle_counts=counts,
+    )  # fmt: skip
+    valid = res.valid & (sim["diverged"].values == 0)
+    d = M.shape[2]
+    ftle = res.singular_ftle[:, np.searchsorted(counts, stride[keep] + 1)]
+    ftle_at = res.singular_ftle[:, np.searchsorted(counts, pred)]
+    whole_run = res.singular_ftle[:, -1]
 
     def var(dims, data, long_name, units, **attrs):
         return dims, data, {"long_name": long_name, "units": units, **attrs}
@@ -92,13 +88,10 @@ def analyse_chunk(sim: xr.Dataset, cfg: dict) -> xr.Dataset:
         return var(dims, data.astype(np.int8), long_name, "1",
                    flag_values=np.array([0, 1], np.int8), flag_meanings=meanings)
 
-    def thin(series):
-        return series[:, keep]
-
     NTE, NLPP = ("network", "time", "exponent"), ("network", "lag", "prediction_time", "pair")
     NLPE = ("network", "lag", "prediction_time", "exponent")
     data = {
-        "local_exponent": rate(NTE, thin(res.local_exponent),
+        "local_exponent": rate(NTE, res.local_exponent,
                                "local Lyapunov exponent ln(R_ii)/dt of the stride ending at time"),
         "ftle": rate(NTE, ftle, "frame-invariant finite-time Lyapunov exponent (1/t) ln sigma_i "
                                 "of the cumulative propagator from t = 0 to time"),
@@ -112,16 +105,16 @@ def analyse_chunk(sim: xr.Dataset, cfg: dict) -> xr.Dataset:
                                       res.clv_growth_at,
                                       "growth rate along Ginelli CLV i over the stride starting "
                                       "at prediction_clv_time (uses the whole future)"),
-        "ftle_windowed": rate(NTE, thin(res.ftle_windowed),
+        "ftle_windowed": rate(NTE, res.ftle_windowed,
                               f"Benettin finite-time Lyapunov exponent over the last "
                               f"{lcfg['window']} strides (cumulative before)"),
         "lyapunov_exponent": rate(("network", "exponent"),
                                   np.where(valid[:, None], whole_run, np.nan),
                                   "whole-run Lyapunov exponent (1/T) ln sigma_i of the propagator "
                                   "of the whole run (NaN unless valid)"),
-        "clv_angle": var(("network", "time", "pair"), thin(res.clv_angle),
+        "clv_angle": var(("network", "time", "pair"), res.clv_angle,
                          "angle between Ginelli CLVs i and j at time", "rad"),
-        "clv_growth": rate(NTE, thin(res.clv_growth),
+        "clv_growth": rate(NTE, res.clv_growth,
                            "growth rate ln|M_k v_i(k)|/dt along Ginelli CLV i over the stride "
                            "ending at time"),
         "clv_angle_lagged": var(NLPP, res.clv_angle_lagged,
@@ -137,10 +130,10 @@ def analyse_chunk(sim: xr.Dataset, cfg: dict) -> xr.Dataset:
                                      flow_time(res.lagged_available, dt),
                                      "flow time from which the fixed-lag estimate is available",
                                      "1"),
-        "clv_tangency_fraction": var(("network", "pair"), tangency_fraction,
+        "clv_tangency_fraction": var(("network", "pair"), res.clv_tangency_fraction,
                                      f"fraction of converged times with clv_angle < {threshold}",
                                      "1"),
-        "clv_converged": flag(("time",), res.clv_converged[keep],
+        "clv_converged": flag(("time",), res.clv_converged,
                               "1 if the Ginelli CLVs at both ends of the stride are outside the "
                               "transients", "unconverged converged"),
         "valid": flag(("network",), valid,

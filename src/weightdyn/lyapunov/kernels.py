@@ -1,23 +1,26 @@
-"""Compiled (numba) kernels of the Lyapunov analysis; the maths is in :mod:`.analysis`.
+"""Per-network numerics of the Lyapunov analysis (numba); the maths is in :mod:`.analysis`.
 
-Everything is float64 (propagators may be float32; they are widened entry by entry). Kernels
-named ``*_kernel`` loop over networks in parallel (``numba.prange``); each network's arithmetic
-is independent of the batch it is in, so its results are bit-identical whatever the chunking.
-Compiled code is cached on disk (``cache=True``).
-
-Numerics shared by the callers in :mod:`.analysis`:
+Everything is float64 (propagators may be float32; they are widened entry by entry). The routines
+below define the arithmetic for one network; the kernel of :mod:`.lanes` applies the same
+operations in the same order to many networks at once (bit-identical results) and calls them
+lane by lane where it does not vectorise. Compiled code is cached on disk (``cache=True``).
 
 * :func:`_qr_step`: Householder QR of M Q_in, sign-fixed so that diag R ≥ 0;
-* :func:`_solve_normalise` (one backward Ginelli step C ← R^{-1} C, unit columns) scales R by a
-  power of two (exact), floors R_ii at ``TINY`` relative to that scale and rescales the
-  partial solution whenever an entry would exceed ``_BIG``: nothing overflows;
+* :func:`_scale_triangular`: R scaled by 2^−e, 2^e the power of two just above max|R_ij|
+  (exact), its diagonal floored at ``TINY``: the form in which the backward iteration uses R;
+* :func:`_solve_column` (one column of a backward Ginelli step C ← R^{-1} C, unit columns)
+  rescales the partial solution whenever an entry would exceed ``_BIG``: nothing overflows;
 * :func:`_log_growth`: ln‖R c_j‖, clamped below at ``LOG_FLOOR`` relative to the same scale;
 * :func:`_line_angle`: the angle between the lines of unit vectors u, v as
   2·atan2(‖u − σv‖, ‖u + σv‖), σ = sign(u·v), which equals arccos|u·v| and stays accurate near
   tangency (arccos loses half the digits there);
-* :func:`_graded_left_multiply` and :func:`_row_jacobi`: the triangular product T = R_K ⋯ R_1
-  held by rows in graded form e^{L_i} b_i and its singular values by one-sided Jacobi, for the
+* :func:`_row_jacobi`: the singular values of the triangular product T = R_K ⋯ R_1, held by
+  rows in graded form e^{L_i} b_i (:func:`.lanes._graded_lanes`), by one-sided Jacobi, for the
   frame-invariant FTLEs (:func:`.analysis.singular_value_ftle`).
+
+The kernels ``_qr_kernel`` and ``_clv_coefficient_kernel`` (every Q_k, R_k and C_k of a batch,
+for :func:`.analysis.qr_cocycle` and :func:`.analysis.ginelli_clvs`) loop over networks in
+parallel (``numba.prange``).
 """
 
 from __future__ import annotations
@@ -99,50 +102,58 @@ def _inverse_scale(R):
 
 
 @numba.njit(cache=True)
-def _solve_normalise(R, C, x):
-    """C ← R^{-1} C with unit columns (in place; R, C upper triangular). x: work array.
-
-    R is scaled by a power of two (exact; the direction is unchanged), R_ii is floored at TINY
-    and the solution rescaled whenever an entry would exceed _BIG, so nothing overflows.
-    """
-    d = R.shape[0]
-    inv = _inverse_scale(R)[0]
-    for j in range(d):
-        rhs = 1.0  # the system solved is R x = rhs · c_j
-        for i in range(j, -1, -1):
-            num = rhs * C[i, j]
-            for l in range(i + 1, j + 1):
-                num -= R[i, l] * inv * x[l]
-            rii = max(R[i, i] * inv, TINY)
-            if abs(num) > _BIG * rii:
-                f = _BIG * rii / abs(num)
-                for l in range(i + 1, j + 1):
-                    x[l] *= f
-                num *= f
-                rhs *= f
-            x[i] = num / rii
-        norm = 0.0
-        for i in range(j + 1):
-            norm += x[i] * x[i]
-        norm = math.sqrt(norm)
-        if norm == 0.0:  # everything underflowed: keep the column's own direction e_j
-            x[j] = 1.0
-            norm = 1.0
-        for i in range(j + 1):
-            C[i, j] = x[i] / norm
+def _scale_triangular(R, Rs, rii):
+    """Rs = 2^−e R (upper triangle), rii_i = max(Rs_ii, TINY); returns e ln 2 (see
+    :func:`_inverse_scale`). Scaling by a power of two is exact and keeps every direction."""
+    inv, log_scale = _inverse_scale(R)
+    for i in range(R.shape[0]):
+        for j in range(i, R.shape[0]):
+            Rs[i, j] = R[i, j] * inv
+        rii[i] = max(Rs[i, i], TINY)
+    return log_scale
 
 
 @numba.njit(cache=True)
-def _log_growth(R, C, out):
-    """out[j] = ln‖R c_j‖ (R, C upper triangular), clamped below at LOG_FLOOR (+ scale)."""
-    d = R.shape[0]
-    inv, log_scale = _inverse_scale(R)
+def _solve_column(Rs, rii, C, j, x):
+    """Column j of C ← R^{-1} C, normalised (in place; Rs, rii from :func:`_scale_triangular`,
+    C upper triangular). x: work array.
+
+    The partial solution is rescaled whenever an entry would exceed _BIG, so nothing overflows
+    (the direction is all that is kept).
+    """
+    rhs = 1.0  # the system solved is R x = rhs · c_j
+    for i in range(j, -1, -1):
+        num = rhs * C[i, j]
+        for l in range(i + 1, j + 1):
+            num -= Rs[i, l] * x[l]
+        if abs(num) > _BIG * rii[i]:
+            f = _BIG * rii[i] / abs(num)
+            for l in range(i + 1, j + 1):
+                x[l] *= f
+            num *= f
+            rhs *= f
+        x[i] = num / rii[i]
+    norm = 0.0
+    for i in range(j + 1):
+        norm += x[i] * x[i]
+    norm = math.sqrt(norm)
+    if norm == 0.0:  # everything underflowed: keep the column's own direction e_j
+        x[j] = 1.0
+        norm = 1.0
+    for i in range(j + 1):
+        C[i, j] = x[i] / norm
+
+
+@numba.njit(cache=True)
+def _log_growth(Rs, log_scale, C, out):
+    """out[j] = ln‖R c_j‖ (R = 2^e Rs, C upper triangular), clamped below at LOG_FLOOR + e ln 2."""
+    d = Rs.shape[0]
     for j in range(d):
         acc = 0.0
         for i in range(j + 1):
             y = 0.0
             for l in range(i, j + 1):
-                y += R[i, l] * inv * C[l, j]
+                y += Rs[i, l] * C[l, j]
             acc += y * y
         out[j] = math.log(max(math.sqrt(acc), TINY)) + log_scale
 
@@ -194,110 +205,16 @@ def _clv_coefficient_kernel(R, n_valid, start, C):
     S, d = R.shape[0], R.shape[2]
     for s in numba.prange(S):
         n = n_valid[s]
+        Rs = np.empty((d, d))
+        rii = np.empty(d)
         x = np.empty(d)
         C[s, n] = start
         for m in range(n, 0, -1):
             C[s, m - 1] = C[s, m]
-            _solve_normalise(R[s, m - 1], C[s, m - 1], x)
+            _scale_triangular(R[s, m - 1], Rs, rii)
+            for j in range(d):
+                _solve_column(Rs, rii, C[s, m - 1], j, x)
         C[s, n + 1 :] = np.nan
-
-
-@numba.njit(parallel=True, cache=True)
-def _analysis_kernel(
-    M, n_valid, frame, start, pred_index, lags,
-    log_r, angle, log_growth, angle_pred, log_growth_pred, angle_lag, log_growth_lag, lag_error,
-):  # fmt: skip
-    """Benettin, Ginelli and fixed-lag estimates per network; logs (not yet divided by dt)."""
-    S, d = M.shape[0], M.shape[2]
-    n_pred, n_lag = pred_index.shape[0], lags.shape[0]
-    for s in numba.prange(S):
-        n = n_valid[s]
-        R = np.empty((n, d, d))
-        Q = frame.copy()
-        Q_next = np.empty((d, d))
-        A = np.empty((d, d))
-        work = np.empty(d)
-        for k in range(n):
-            _qr_step(M[s, k], Q, Q_next, R[k], A, work)
-            Q, Q_next = Q_next, Q
-            for i in range(d):
-                log_r[s, k, i] = math.log(max(R[k, i, i], TINY))
-        log_r[s, n:] = np.nan
-        angle[s, n:] = np.nan
-        log_growth[s, n:] = np.nan
-
-        # Ginelli: angle row m−1 holds v(m); growth row k the stride k → k+1.
-        C = start.copy()
-        C_at_pred = np.empty((n_pred, d, d))
-        for m in range(n, -1, -1):
-            if m < n:
-                _solve_normalise(R[m], C, work)
-                _log_growth(R[m], C, log_growth[s, m])
-            if m >= 1:
-                _pair_angles(C, angle[s, m - 1])
-            for b in range(n_pred):
-                if pred_index[b] == m:
-                    C_at_pred[b] = C
-
-        for b in range(n_pred):
-            k = pred_index[b]
-            if k >= n:
-                angle_pred[s, b] = np.nan
-                log_growth_pred[s, b] = np.nan
-                continue
-            _pair_angles(C_at_pred[b], angle_pred[s, b])
-            _log_growth(R[k], C_at_pred[b], log_growth_pred[s, b])
-
-        for a in range(n_lag):
-            for b in range(n_pred):
-                k = pred_index[b]
-                if k + lags[a] > n:
-                    angle_lag[s, a, b] = np.nan
-                    log_growth_lag[s, a, b] = np.nan
-                    lag_error[s, a, b] = np.nan
-                    continue
-                C[:] = start
-                for m in range(k + lags[a], k, -1):
-                    _solve_normalise(R[m - 1], C, work)
-                _pair_angles(C, angle_lag[s, a, b])
-                _log_growth(R[k], C, log_growth_lag[s, a, b])
-                for i in range(d):
-                    lag_error[s, a, b, i] = _line_angle(C, i, C_at_pred[b], i)
-
-
-@numba.njit(cache=True)
-def _graded_left_multiply(R, L, B, acc):
-    """T ← R T for upper-triangular R and T held by rows T_i = e^{L_i} b_i, ‖b_i‖ = 1.
-
-    Row i of R T is Σ_{j ≥ i} R_ij T_j, summed scaled by its largest term: no overflow or
-    underflow, whatever the grading. Rows are updated top to bottom (row i uses rows ≥ i).
-    """
-    d = L.shape[0]
-    for i in range(d):
-        m = -np.inf
-        for j in range(i, d):
-            if R[i, j] != 0.0:
-                m = max(m, math.log(abs(R[i, j])) + L[j])
-        if m == -np.inf:  # a zero row of R: keep a direction, floor the size
-            L[i] += LOG_FLOOR
-            continue
-        for c in range(d):
-            acc[c] = 0.0
-        for j in range(i, d):
-            if R[i, j] != 0.0:
-                w = R[i, j] * math.exp(L[j] - m)
-                for c in range(d):
-                    acc[c] += w * B[j, c]
-        norm = 0.0
-        for c in range(d):
-            norm += acc[c] * acc[c]
-        norm = math.sqrt(norm)
-        if norm == 0.0:  # exact cancellation: keep a direction, floor the size
-            L[i] = m + LOG_FLOOR
-            continue
-        L[i] = m + math.log(norm)
-        for c in range(d):
-            B[i, c] = acc[c] / norm
 
 
 @numba.njit(cache=True)
@@ -338,42 +255,16 @@ def _row_jacobi(L, B, tol, max_sweeps):
                     B[y, c] = tau * u + v
                     nx += B[x, c] * B[x, c]
                     ny += B[y, c] * B[y, c]
-                nx = math.sqrt(nx)
+                nx = math.sqrt(nx)  # > 0: |ρ²τ| ≤ ρ ≤ 1, and ρ = 1, v = ±u gives x' = 2u
                 ny = math.sqrt(ny)
                 for c in range(d):
                     B[x, c] /= nx
-                    B[y, c] /= ny
                 L[x] += math.log(cs * nx)
-                L[y] += math.log(cs * ny)
+                if ny > 0.0:
+                    for c in range(d):
+                        B[y, c] /= ny
+                    L[y] += math.log(cs * ny)
+                else:  # v = ±u exactly, equal sizes: singular value 0, floored (zero row kept)
+                    L[y] = L[x] + LOG_FLOOR
         if not rotated:
             return
-
-
-@numba.njit(parallel=True, cache=True)
-def _singular_ftle_kernel(M, n_valid, counts, out):
-    """out[s, b] = ln σ_i(M_{K_b−1} ⋯ M_0), descending (counts ascending); NaN if K_b > n_s."""
-    S, d = M.shape[0], M.shape[2]
-    for s in numba.prange(S):
-        W = np.eye(d)
-        W_next = np.empty((d, d))
-        R = np.empty((d, d))
-        A = np.empty((d, d))
-        work = np.empty(d)
-        L = np.zeros(d)
-        B = np.eye(d)
-        L_copy = np.empty(d)
-        B_copy = np.empty((d, d))
-        k = 0
-        for b in range(counts.size):
-            if counts[b] > n_valid[s]:
-                out[s, b] = np.nan
-                continue
-            while k < counts[b]:  # M(t,0) = Q T: T ← R_{k+1} T
-                _qr_step(M[s, k], W, W_next, R, A, work)
-                W, W_next = W_next, W
-                _graded_left_multiply(R, L, B, work)
-                k += 1
-            L_copy[:] = L
-            B_copy[:] = B
-            _row_jacobi(L_copy, B_copy, 1e-15, 60)
-            out[s, b] = -np.sort(-L_copy)

@@ -14,8 +14,10 @@ rule. The maths is stated in the submodules:
 * :mod:`.statistics`: midrank AUC, DeLong variances, paired DeLong test, ROC on a grid,
   summaries over CV repeats;
 * :mod:`.classifier`: Gaussian naive Bayes (decomposed into per-feature terms), repeated
-  stratified CV of many sets at once, nested selection, the one-set API
-  (:func:`cross_validated_auc`, :func:`single_feature_auc`);
+  stratified CV of many sets at once, the one-set API (:func:`cross_validated_auc`,
+  :func:`single_feature_auc`);
+* :mod:`.nested`: nested selection of the best candidate set, for many candidate lists on the
+  same runs at once;
 * :mod:`.best_available`: the nested best of each family available by time τ and its paired
   comparison with the baseline family's best;
 * :mod:`.early_stopping`: the stopping trade-off, chance and best-possible references;
@@ -32,12 +34,12 @@ from .features import (
     CLV_CONVERGENCE_ANGLE, FeatureSet, available_time, feature_matrix, feature_sets, features_at,
 )
 from .statistics import FPR_GRID
-from .study import AUC_COLUMNS, low_event_rule, predict_combination
+from .study import AUC_COLUMNS, INPUT_VARIABLES, low_event_rule, predict_combination
 
 __all__ = [
     "AUC_COLUMNS", "BEST_FAMILIES", "CLV_CONVERGENCE_ANGLE", "CVResult", "EarlyStopping",
-    "FPR_GRID", "FeatureSet", "INDICATOR_FAMILIES", "STOP_THRESHOLDS", "SingleAUC",
-    "available_time", "best_possible_saving", "chance_saving", "cross_validated_auc",
-    "early_stopping_curve", "feature_matrix", "feature_sets", "features_at", "low_event_rule",
-    "predict_combination", "single_feature_auc",
+    "FPR_GRID", "FeatureSet", "INDICATOR_FAMILIES", "INPUT_VARIABLES", "STOP_THRESHOLDS",
+    "SingleAUC", "available_time", "best_possible_saving", "chance_saving",
+    "cross_validated_auc", "early_stopping_curve", "feature_matrix", "feature_sets",
+    "features_at", "low_event_rule", "predict_combination", "single_feature_auc",
 ]

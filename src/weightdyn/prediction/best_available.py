@@ -5,7 +5,7 @@ Best available by time τ (never chosen on the folds that score it). For each fa
 :data:`BEST_FAMILIES` and each τ in the sorted union of prediction times and t* + L·η, the
 candidates are F's sets at the latest prediction time whose available time is ≤ τ (a set known
 at t = 0 at the first prediction time). The best is chosen by nested CV
-(:func:`.classifier.nested_best`): inner stratified ``folds``-fold CV on each outer training
+(:func:`.nested.nested_best`): inner stratified ``folds``-fold CV on each outer training
 fold picks the set with the highest inner AUC; it is fitted on the outer training fold and
 scores the outer test fold. The pseudo-predictor's out-of-fold scores are summarised like a
 set's (:func:`.statistics.summarise_scores`); ``chosen`` names the most frequent choice
@@ -23,13 +23,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
-from scipy.special import expit
 
 from ..outcomes import TIME_DECIMALS
-from .classifier import nested_best
 from .features import FeatureSet, too_few_runs
+from .nested import nested_best_many
 from .statistics import FPR_GRID, delong_paired_repeats, summarise_scores
 
 __all__ = ["BEST_FAMILIES", "BEST_VARIABLES", "INDICATOR_FAMILIES", "BestAvailable",
@@ -121,6 +121,8 @@ def best_available(sets: Mapping[str, FeatureSet], feats: Mapping[float, Mapping
     ``lagged[t]`` the available time of the fixed-lag features; ``ev[event]`` the bool labels
     of every run; CV with ``folds`` folds, ``repeats`` repeats and random_state seed + r.
     """
+    from scipy.special import expit
+
     n_runs = ev[events[0]].size
     taus = sorted({round(t, TIME_DECIMALS) for t in times}
                   | {round(v, TIME_DECIMALS) for v in lagged.values()})
@@ -129,28 +131,15 @@ def best_available(sets: Mapping[str, FeatureSet], feats: Mapping[float, Mapping
     chosen = np.full((E, B, U), "", dtype=object)
     roc = np.full((E, B, U, FPR_GRID.size), np.nan)
     results, stop_scores = [], {}
+    problems = [_problem(sets, feats, times, avail, tau, n_runs) for tau in taus]
+    nested = _nested(problems, feats, events, ev, folds, repeats, seed)
     for u, tau in enumerate(taus):
-        cands = _candidates(sets, feats, times, avail, tau)
-        cols = list(dict.fromkeys((m, t) for _, n, t in cands for m in sets[n].members))
-        if cols:
-            Xall = np.column_stack([feats[t][m] for m, t in cols])
-            used = np.isfinite(Xall).all(axis=1)
-            M = np.zeros((len(cols), len(cands)))
-            for c, (_, n, t) in enumerate(cands):
-                M[[cols.index((m, t)) for m in sets[n].members], c] = 1.0
-        else:
-            used = np.zeros(n_runs, dtype=bool)
-        groups = {f: [c for c, cand in enumerate(cands) if cand[0] == f]
-                  for f in BEST_FAMILIES if f != "all"}
-        groups["all"] = list(range(len(cands)))
+        cands, used, groups = problems[u].cands, problems[u].used, problems[u].groups
         for e, event in enumerate(events):
             y = ev[event][used]
             n_pos, n_neg = int(y.sum()), int((~y).sum())
             head = dict(n_positive=n_pos, n_negative=n_neg, n_dropped=int((~used).sum()))
-            nb = None
-            if min(n_pos, n_neg) >= folds and cols:
-                nb = nested_best(Xall[used], y, M, {f: g for f, g in groups.items() if g},
-                                 folds, repeats, seed)
+            nb = nested.get((u, event))
             fam_res = {fam: _family_result(nb, fam, groups, cands, y, head, tau, folds)
                        for fam in BEST_FAMILIES}
             base = fam_res["baseline"]
@@ -174,3 +163,57 @@ def best_available(sets: Mapping[str, FeatureSet], feats: Mapping[float, Mapping
                     roc[e, b, u] = res["tpr"]
                 results.append((event, fam, tau, res))
     return BestAvailable(taus, arrays, chosen, roc, results, stop_scores)
+
+
+class _Problem(NamedTuple):
+    """The candidates available by one τ: ``cands`` (:func:`_candidates`), their features
+    ``cols`` ((name, prediction time), in order), the runs ``used`` with all of them finite,
+    the membership matrix ``M`` (len(cols) × len(cands)) and the candidate indices of each
+    family, ``groups`` ('all': every candidate)."""
+
+    cands: list
+    cols: list
+    used: np.ndarray
+    M: np.ndarray
+    groups: dict
+
+
+def _problem(sets, feats, times, avail, tau: float, n_runs: int) -> _Problem:
+    cands = _candidates(sets, feats, times, avail, tau)
+    cols = list(dict.fromkeys((m, t) for _, n, t in cands for m in sets[n].members))
+    used = np.ones(n_runs, dtype=bool) if cols else np.zeros(n_runs, dtype=bool)
+    for m, t in cols:
+        used &= np.isfinite(feats[t][m])
+    M = np.zeros((len(cols), len(cands)))
+    for c, (_, n, t) in enumerate(cands):
+        M[[cols.index((m, t)) for m in sets[n].members], c] = 1.0
+    groups = {f: [c for c, cand in enumerate(cands) if cand[0] == f]
+              for f in BEST_FAMILIES if f != "all"}
+    groups["all"] = list(range(len(cands)))
+    return _Problem(cands, cols, used, M, groups)
+
+
+def _nested(problems, feats, events, ev, folds: int, repeats: int, seed: int) -> dict:
+    """{(τ index, event): nested best of every family} where the classes have at least
+    ``folds`` runs; the τ with the same runs are scored together (nested_best_many)."""
+    batches: dict[tuple, list[int]] = {}
+    for u, pr in enumerate(problems):
+        for event in events:
+            y = ev[event][pr.used]
+            if pr.cols and min(int(y.sum()), int((~y).sum())) >= folds:
+                batches.setdefault((pr.used.tobytes(), event), []).append(u)
+    out = {}
+    for (_, event), us in batches.items():
+        used = problems[us[0]].used
+        # one column per distinct feature vector (θ_0 is the same at every prediction time)
+        columns: dict[bytes, int] = {}
+        index = {}
+        for m, t in dict.fromkeys(c for u in us for c in problems[u].cols):
+            index[m, t] = columns.setdefault(feats[t][m][used].tobytes(), len(columns))
+        X = np.column_stack([np.frombuffer(b) for b in columns])
+        specs = [([index[c] for c in problems[u].cols], problems[u].M,
+                  {f: g for f, g in problems[u].groups.items() if g}) for u in us]
+        for u, res in zip(us, nested_best_many(X, ev[event][used], specs, folds, repeats,
+                                               seed)):
+            out[u, event] = res
+    return out

@@ -1,5 +1,5 @@
-"""Gaussian naive Bayes, repeated stratified cross-validation of many feature sets at once and
-nested ("best available") selection (docs/methods.md §3 "Prediction", "Fair comparisons").
+"""Gaussian naive Bayes, fitted fold by fold and feature by feature, and repeated stratified
+cross-validation of many feature sets at once (docs/methods.md §3 "Prediction").
 
 Gaussian naive Bayes (the model of ``sklearn.naive_bayes.GaussianNB`` with its default
 ``var_smoothing`` = 1e-9). For classes c ∈ {0, 1} with training frequencies π_c, per-class
@@ -17,41 +17,36 @@ training runs (z_j = (x_j − m_j)/sd_j), so every feature has unit training var
     L_S(x) = ln(π_1/π_0) + Σ_{j∈S} τ_j(z_j),
     τ_j(z) = −½ ln(v_1j / v_0j) − ½ [(z − μ_1j)²/v_1j − (z − μ_0j)²/v_0j],  v_cj = s²_cj + ε,
 
-a sum of per-feature terms. :func:`nb_terms` computes τ_j for all features of a fold once
+a sum of per-feature terms. :func:`fold_fit` computes τ_j for all features of a fold once
 (on the raw features with ε_j = var_smoothing · Var_train(x_j), algebraically identical),
 and the log-odds of any number of sets is one matrix product with a 0/1 membership matrix.
-This is what makes thousands of fits (nested selection) cheap; it equals GaussianNB on the
-standardised set up to rounding (tested to 1e-10).
+This is what makes thousands of fits (nested selection, :mod:`.nested`) cheap; it equals
+GaussianNB on the standardised set up to rounding (tested to 1e-10).
 
 Cross-validation: ``repeats`` × stratified ``folds``-fold CV, random_state = seed + r for repeat
 r; standardisation and fit use the training fold only; the out-of-fold log-odds of each repeat
 are summarised by :mod:`weightdyn.prediction.statistics` (auc_mean, auc_std, DeLong interval,
-mean ROC). Nested selection (:func:`nested_best`): an inner stratified CV on each outer
-training fold picks the candidate set with the highest inner AUC, which is fitted on the outer
-training fold and scores the outer test fold, so the choice never sees the runs that score it.
+mean ROC).
 
 :func:`cross_validated_auc` and :func:`single_feature_auc` score one feature set (the
 reference API; :func:`weightdyn.prediction.predict_combination` computes exactly this for
-every set).
+every set). scikit-learn (the folds, the reference AUC) is imported when first used.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import expit
-from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
 
 from .features import computability
-from .statistics import FPR_GRID, auc, delong_variance, summarise_scores
+from .statistics import FPR_GRID, delong_variance, summarise_scores
 
 __all__ = [
-    "VAR_SMOOTHING", "CVResult", "GaussianNBModel", "NestedResult", "SetScores", "SingleAUC",
-    "cross_validated_auc", "cv_set_scores", "gnb_fit", "gnb_joint_log_likelihood",
-    "gnb_log_odds", "nb_terms", "nested_best", "single_feature_auc", "standardise",
-    "stratified_splits",
+    "VAR_SMOOTHING", "CVResult", "FoldFit", "GaussianNBModel", "SetScores", "SingleAUC",
+    "cross_validated_auc", "cv_set_scores", "fold_fit", "gnb_fit", "gnb_joint_log_likelihood",
+    "gnb_log_odds", "single_feature_auc", "standardise", "stratified_splits",
 ]
 
 VAR_SMOOTHING = 1e-9
@@ -115,34 +110,71 @@ def standardise(train, *others):
     return ((train - m) / sd,) + tuple((np.asarray(o, dtype=float) - m) / sd for o in others)
 
 
-def nb_terms(X_train, y_train, X_test, var_smoothing: float = VAR_SMOOTHING):
-    """Per-feature naive Bayes log-likelihood-ratio terms τ_j of the model fitted to the
-    features standardised on ``X_train`` (module docstring).
+@dataclass(frozen=True)
+class FoldFit:
+    """Naive Bayes fitted to one training fold, feature by feature (module docstring): the log
+    prior ratio ``prior`` = ln(π_1/π_0), the class variances ``v1``, ``v0`` (p,) with ε, the
+    test-run part of the terms ``half_sq`` = ½ [(x − μ_1)²/v_1 − (x − μ_0)²/v_0] (n_test × p)
+    and the features ``constant`` on the training fold; τ_j = −½ ln(v_1j/v_0j) − half_sq_j.
+
+    Every number of a feature is computed from that feature's column alone: the same for any
+    other columns beside it, as long as X has at least two (NumPy sums the rows of a
+    single-column matrix pairwise, those of a wider one in order, column by column).
+    """
+
+    prior: float
+    v1: np.ndarray
+    v0: np.ndarray
+    half_sq: np.ndarray
+    constant: np.ndarray
+
+    def terms(self, cols=slice(None)) -> np.ndarray:
+        """τ of the features ``cols`` on the test runs: (n_test, len(cols))."""
+        return np.subtract(-0.5 * np.log(self.v1[cols] / self.v0[cols]), self.half_sq[:, cols])
+
+    def scores(self, membership, cols=slice(None)):
+        """Log-odds of every set (columns of ``membership``, len(cols) × s) over the features
+        ``cols`` on the test runs, and which of those features are constant on the training
+        fold."""
+        return self.prior + self.terms(cols) @ membership, self.constant[cols]
+
+
+def fold_fit(X_train, y_train, X_test, var_smoothing: float = VAR_SMOOTHING) -> FoldFit:
+    """Naive Bayes fitted to the features standardised on ``X_train`` (both classes present),
+    with its terms on ``X_test``.
 
     Standardisation is done implicitly: with z = (x − m)/sd, the class means and variances of
     z are (μ − m)/sd and s²/sd², so (z − μ_z)²/(s²_z + ε) = (x − μ)²/(s² + ε sd²). The terms are
     therefore computed on the raw features with ε_j = var_smoothing · Var_train(x_j), which is
-    GaussianNB on standardised features exactly (up to rounding). Returns (ln(π_1/π_0), terms
-    of shape (n_test, p)); the log-odds of a set S is the first plus the sum of its columns of
-    the second.
+    GaussianNB on standardised features exactly (up to rounding); the log-odds of a set S is
+    ``prior`` plus the sum of its columns of :meth:`FoldFit.terms`.
     """
     y = np.asarray(y_train).astype(bool)
     X1, X0 = X_train[y], X_train[~y]
     m1, m0 = X1.mean(axis=0), X0.mean(axis=0)
     n1, n0 = X1.shape[0], X0.shape[0]
-    ss1 = ((X1 - m1) ** 2).sum(axis=0)
-    ss0 = ((X0 - m0) ** 2).sum(axis=0)
+    ss1 = _squared(X1 - m1).sum(axis=0)
+    ss0 = _squared(X0 - m0).sum(axis=0)
     # total variance from the class sums of squares (law of total variance)
     n = n1 + n0
     total_var = (ss1 + ss0) / n + n1 * n0 * (m1 - m0) ** 2 / n**2
-    # a column constant on the training runs (flagged by the caller) gets ε = var_smoothing
+    # a column constant on the training runs (flagged) gets ε = var_smoothing
     eps = var_smoothing * np.where(total_var > 0, total_var, 1.0)
     v1 = ss1 / n1 + eps
     v0 = ss0 / n0 + eps
-    prior = float(np.log(n1) - np.log(n0))
-    terms = (-0.5 * np.log(v1 / v0)
-             - 0.5 * ((X_test - m1) ** 2 / v1 - (X_test - m0) ** 2 / v0))
-    return prior, terms
+    half_sq = _squared(X_test - m1)
+    half_sq /= v1
+    d0 = _squared(X_test - m0)
+    d0 /= v0
+    half_sq -= d0
+    half_sq *= 0.5
+    return FoldFit(float(np.log(n1) - np.log(n0)), v1, v0, half_sq,
+                   X_train.min(axis=0) == X_train.max(axis=0))
+
+
+def _squared(a):
+    """a² in place (``a`` is a temporary)."""
+    return np.square(a, out=a)
 
 
 # --------------------------------------------------------------------------------------------
@@ -150,19 +182,24 @@ def nb_terms(X_train, y_train, X_test, var_smoothing: float = VAR_SMOOTHING):
 # --------------------------------------------------------------------------------------------
 
 def stratified_splits(y, folds: int, seed: int):
-    """``StratifiedKFold(folds, shuffle=True, random_state=seed)`` splits of range(len(y))."""
-    y = np.asarray(y).astype(int)
-    return list(StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-                .split(np.zeros((y.size, 1)), y))
+    """``StratifiedKFold(folds, shuffle=True, random_state=seed)`` splits of range(len(y)), as
+    read-only arrays (remembered: the same labels recur for every feature set, time and
+    repeat)."""
+    return list(_splits(np.asarray(y).astype(np.int64).tobytes(), folds, seed))
 
 
-def _fold_scores(X, y, train, test, membership):
-    """Log-odds of every set (columns of ``membership``, p × s) on ``test`` from a fit on
-    ``train``, and the columns constant on ``train``."""
-    Xtr = X[train]
-    constant = (Xtr == Xtr[:1]).all(axis=0)
-    prior, terms = nb_terms(Xtr, y[train], X[test])
-    return prior + terms @ membership, constant
+@functools.lru_cache(maxsize=128)
+def _splits(labels: bytes, folds: int, seed: int):
+    from sklearn.model_selection import StratifiedKFold
+
+    y = np.frombuffer(labels, dtype=np.int64)
+    out = []
+    for train, test in StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed).split(
+            np.zeros((y.size, 1)), y):
+        train.setflags(write=False)
+        test.setflags(write=False)
+        out.append((train, test))
+    return tuple(out)
 
 
 @dataclass
@@ -191,7 +228,7 @@ def cv_set_scores(X, y, membership, folds: int, repeats: int, seed: int,
     bad = [""] * M.shape[1]
     for r in range(repeats):
         for k, (train, test) in enumerate(stratified_splits(y, folds, seed + r)):
-            oof[r][test], constant = _fold_scores(X, y, train, test, M)
+            oof[r][test], constant = fold_fit(X[train], y[train], X[test]).scores(M)
             if constant.any():
                 hit = (M[constant] > 0)
                 for s in np.flatnonzero(hit.any(axis=0)):
@@ -200,77 +237,6 @@ def cv_set_scores(X, y, membership, folds: int, repeats: int, seed: int,
                         bad[s] = (f"feature {names[j]} has no variance in training fold {k} "
                                   f"(repeat {r})")
     return SetScores(oof, bad)
-
-
-# --------------------------------------------------------------------------------------------
-# nested selection: the best set available, chosen without the scoring fold
-# --------------------------------------------------------------------------------------------
-
-@dataclass
-class NestedResult:
-    """Nested "best of a group of candidate sets" pseudo-predictors.
-
-    ``oof[g]`` (R, n): out-of-fold log-odds of group g's pseudo-predictor; ``choice[g]`` (R,
-    folds): index (into the candidate list) of the set chosen in each outer fold, −1 if no
-    candidate of the group could be fitted there; ``splits[r]`` the outer (train, test) splits.
-    """
-
-    oof: dict
-    choice: dict
-    splits: list
-
-
-def nested_best(X, y, membership, groups: dict, folds: int, repeats: int, seed: int,
-                inner_seed: int | None = None) -> NestedResult:
-    """Nested cross-validated choice of the best candidate set within each group.
-
-    Outer CV: ``repeats`` × stratified ``folds`` (random_state = seed + r). In each outer
-    training fold an inner stratified ``folds``-fold CV (one repeat, random_state =
-    ``inner_seed``, default ``seed``) gives every candidate set (column of ``membership``) its
-    pooled inner out-of-fold AUC; per group (``{name: candidate indices}``) the candidate with
-    the highest inner AUC is chosen (a candidate with a member constant in an inner or outer
-    training fold is not eligible), fitted on the whole outer training fold and used to score
-    the outer test fold. The outer test fold is never seen by the choice.
-    """
-    X = np.asarray(X, dtype=float)
-    y = np.asarray(y).astype(bool)
-    M = np.asarray(membership, dtype=float)
-    inner_seed = seed if inner_seed is None else inner_seed
-    n = X.shape[0]
-    oof = {g: np.full((repeats, n), np.nan) for g in groups}
-    choice = {g: np.full((repeats, folds), -1, dtype=int) for g in groups}
-    all_splits = []
-    for r in range(repeats):
-        splits = stratified_splits(y, folds, seed + r)
-        all_splits.append(splits)
-        for k, (train, test) in enumerate(splits):
-            inner_auc = _inner_auc(X[train], y[train], M, folds, inner_seed)
-            scores, constant = _fold_scores(X, y, train, test, M)
-            eligible = np.isfinite(inner_auc) & ~(M[constant] > 0).any(axis=0)
-            for g, members in groups.items():
-                members = np.asarray(members, dtype=int)
-                ok = members[eligible[members]]
-                if ok.size == 0:
-                    continue
-                best = int(ok[np.argmax(inner_auc[ok])])
-                choice[g][r, k] = int(np.flatnonzero(members == best)[0])
-                oof[g][r, test] = scores[:, best]
-    return NestedResult(oof, choice, all_splits)
-
-
-def _inner_auc(X, y, M, folds, seed):
-    """Pooled inner out-of-fold AUC of every set (NaN where a member is constant in an inner
-    training fold or a class has fewer than ``folds`` runs)."""
-    if min(int(y.sum()), int((~y).sum())) < folds:
-        return np.full(M.shape[1], np.nan)
-    scores = np.empty((X.shape[0], M.shape[1]))
-    invalid = np.zeros(M.shape[1], dtype=bool)
-    for train, test in stratified_splits(y, folds, seed):
-        scores[test], constant = _fold_scores(X, y, train, test, M)
-        invalid |= (M[constant] > 0).any(axis=0)
-    a = np.asarray(auc(scores, y), dtype=float)
-    a[invalid] = np.nan
-    return a
 
 
 # --------------------------------------------------------------------------------------------
@@ -341,6 +307,8 @@ def cross_validated_auc(X, y, folds: int = 5, seed: int = 0, feature_names=None,
                 repeats=repeats)
     if reason:
         return CVResult(False, reason, **head)
+    from scipy.special import expit
+
     scores = cv_set_scores(X, y, np.ones((X.shape[1], 1)), folds, repeats, seed, names)
     if scores.bad[0]:
         return CVResult(False, scores.bad[0], **head)
@@ -370,5 +338,7 @@ def single_feature_auc(x, y, min_per_class: int = 5, name: str = "x") -> SingleA
     head = dict(n_positive=n_pos, n_negative=n_neg, n_dropped=n_drop)
     if reason:
         return SingleAUC(False, reason, **head)
+    from sklearn.metrics import roc_auc_score
+
     value = float(roc_auc_score(yk, X[:, 0]))
     return SingleAUC(True, "", **head, auc=value, auc_oriented=max(value, 1.0 - value))

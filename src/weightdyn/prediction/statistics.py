@@ -27,7 +27,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import ndtr
 
 __all__ = [
     "FPR_GRID", "Z95", "PairedDeLong", "ScoreSummary", "auc", "delong_covariance",
@@ -51,23 +50,33 @@ def midranks(a) -> np.ndarray:
     one_d = a.ndim == 1
     # sort rows of the transposed, contiguous copy (much faster than strided axis-0 sorts)
     s = np.ascontiguousarray(a[None, :] if one_d else a.T)
-    k, n = s.shape
-    order = np.argsort(s, axis=1, kind="stable")
-    s = np.take_along_axis(s, order, axis=1)
-    new = np.ones(s.shape, dtype=bool)
-    new[:, 1:] = s[:, 1:] != s[:, :-1]
-    if new.all():
-        sorted_rank = np.broadcast_to(np.arange(1.0, n + 1.0), s.shape)
-    else:
-        idx = np.broadcast_to(np.arange(n), s.shape)
-        last = np.ones(s.shape, dtype=bool)
-        last[:, :-1] = new[:, 1:]
-        start = np.maximum.accumulate(np.where(new, idx, 0), axis=1)
-        end = np.minimum.accumulate(np.where(last, idx, n)[:, ::-1], axis=1)[:, ::-1]
-        sorted_rank = (start + end) / 2.0 + 1.0
+    order, sorted_rank = _sorted_midranks(s)
     ranks = np.empty(s.shape)
     np.put_along_axis(ranks, order, sorted_rank, axis=1)
     return ranks[0] if one_d else ranks.T
+
+
+def _sorted_midranks(s):
+    """(order, midranks in sorted order) of each row of the 2-D array ``s``.
+
+    The order within a tie does not matter (tied values get the same midrank), so the fast
+    unstable sort gives exactly the ranks of a stable one.
+    """
+    order = np.argsort(s, axis=1)
+    s = np.take_along_axis(s, order, axis=1)
+    n = s.shape[1]
+    new = np.empty(s.shape, dtype=bool)
+    new[:, 0] = True
+    np.not_equal(s[:, 1:], s[:, :-1], out=new[:, 1:])
+    if new.all():
+        return order, np.broadcast_to(np.arange(1.0, n + 1.0), s.shape)
+    # ties: groups of equal values in the flattened rows (each row starts a group); midrank =
+    # mean position in the row + 1 (exact: sums of integers, halved)
+    flat = new.ravel()
+    starts = np.flatnonzero(flat)
+    ends = np.append(starts[1:], flat.size) - 1
+    mid = (starts + ends) / 2.0 - (starts // n) * n + 1.0
+    return order, mid[np.cumsum(flat) - 1].reshape(s.shape)
 
 
 def _check_scores(scores, y):
@@ -89,8 +98,10 @@ def auc(scores, y) -> np.ndarray | float:
     """AUC = P(score_pos > score_neg) + ½ P(=) by midranks (Mann–Whitney), per column."""
     s, y, one_d = _check_scores(scores, y)
     m, n = int(y.sum()), int((~y).sum())
-    r = midranks(s)
-    a = (r[y].sum(axis=0) - m * (m + 1) / 2.0) / (m * n)
+    order, sorted_rank = _sorted_midranks(np.ascontiguousarray(s.T))
+    # rank sum of the positives: a sum of half-integers, exact in any order
+    rank_sum = (sorted_rank * y[order]).sum(axis=1)
+    a = (rank_sum - m * (m + 1) / 2.0) / (m * n)
     return float(a[0]) if one_d else a
 
 
@@ -148,10 +159,7 @@ def delong_paired(score_a, score_b, y) -> PairedDeLong:
     delta = float(a[0] - a[1])
     var = float(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
     se = float(np.sqrt(max(var, 0.0)))
-    if se > 0:
-        p = float(2 * ndtr(-abs(delta) / se))
-    else:
-        p = 1.0 if delta == 0 else 0.0
+    p = _two_sided_p(delta, se)
     return PairedDeLong(float(a[0]), float(a[1]), delta, se, delta - Z95 * se,
                         delta + Z95 * se, p)
 
@@ -170,8 +178,17 @@ def delong_paired_repeats(oof_a, oof_b, y) -> PairedDeLong:
     auc_b = float(np.mean([t.auc_b for t in tests]))
     delta = auc_a - auc_b
     se = float(np.sqrt(np.mean([t.se ** 2 for t in tests])))
-    p = float(2 * ndtr(-abs(delta) / se)) if se > 0 else (1.0 if delta == 0 else 0.0)
+    p = _two_sided_p(delta, se)
     return PairedDeLong(auc_a, auc_b, delta, se, delta - Z95 * se, delta + Z95 * se, p)
+
+
+def _two_sided_p(delta: float, se: float) -> float:
+    """2Φ(−|Δ|/SE); for SE = 0: 1 if Δ = 0, else 0."""
+    if se > 0:
+        from scipy.special import ndtr
+
+        return float(2 * ndtr(-abs(delta) / se))
+    return 1.0 if delta == 0 else 0.0
 
 
 def roc_on_grid(scores, y, grid=FPR_GRID) -> np.ndarray:
@@ -179,7 +196,8 @@ def roc_on_grid(scores, y, grid=FPR_GRID) -> np.ndarray:
     between the vertices as ``sklearn.metrics.roc_curve``) evaluated on the FPR ``grid``."""
     s, y, _ = _check_scores(scores, y)
     s = s[:, 0]
-    order = np.argsort(-s, kind="stable")
+    # a tie is one step (its last member's cumulative counts), whatever its internal order
+    order = np.argsort(-s)
     ss, yy = s[order], y[order]
     last = np.r_[ss[1:] != ss[:-1], True]
     tps = np.cumsum(yy)[last]

@@ -25,7 +25,7 @@ with the paired DeLong comparison of each family of :data:`.best_available.INDIC
 against the baseline family's best on the same runs. The family ``all`` (best of every
 candidate) feeds early stopping (:mod:`.early_stopping`).
 
-Cost: 8000 runs × 8 times × d = 9, 10 × 5 folds: ≈ 17 s (E_high only) / ≈ 33 s (both events) on
+Cost: 8000 runs × 8 times × d = 9, 10 × 5 folds: ≈ 6 s (E_high only) / ≈ 13 s (both events) on
 one core. BLAS is limited to one thread (its threads only add overhead to these small products
 and oversubscribe a busy machine).
 """
@@ -36,7 +36,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import xarray as xr
-from sklearn.metrics import roc_auc_score
 from threadpoolctl import threadpool_limits
 
 from ..outcomes import EVENTS, MIDDLE, classify, outcome_events
@@ -49,7 +48,13 @@ from .features import (
 )
 from .statistics import FPR_GRID, summarise_many
 
-__all__ = ["AUC_COLUMNS", "low_event_rule", "predict_combination"]
+__all__ = ["AUC_COLUMNS", "INPUT_VARIABLES", "low_event_rule", "predict_combination"]
+
+#: the variables of a gathered file that :func:`predict_combination` reads (the outcome and
+#: the sources of every feature)
+INPUT_VARIABLES = ("final_loss", "loss_at", "log_loss_slope_at", "gradient_norm_at", "theta0",
+                   "ftle_at", "clv_growth_lagged", "clv_angle_lagged", "lagged_available_time",
+                   "clv_growth_ginelli_at", "clv_angle_ginelli_at")
 
 #: columns of auc.csv (the rows of :func:`predict_combination`)
 AUC_COLUMNS = ("activation", "initialization", "event", "kind", "family", "feature", "t",
@@ -206,6 +211,8 @@ def _score_sets(S: _Study):
     """Set-level arrays {variable: (event, feature, prediction_time)} plus 'roc_tpr', and rows.
 
     Sets with the same runs (the same finite-feature mask) are scored together in one CV."""
+    from sklearn.metrics import roc_auc_score
+
     events, names, sets, folds = S.events, S.names, S.sets, S.folds
     E, N, T = len(events), len(names), len(S.times)
     out = {k: np.full((E, N, T), np.nan) for k in _SET_VARS}
