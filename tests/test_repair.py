@@ -373,11 +373,13 @@ def test_second_snakemake_is_refused_while_one_runs(damaged):
 
 @pytest.mark.slow
 def test_interrupted_recomputation_resumes(damaged):
-    """9. Ctrl-C (SIGINT to Snakemake's process group) while the chunks of one combination are
+    """9. Ctrl-C (SIGINT to Snakemake's process group) while the chunks of every combination are
     recomputed: no result file looks complete but is not; `snakemake --unlock` if a lock is
     left, then a plain rerun gives the snapshot."""
     workdir, snapshot = damaged
-    for chunk in (workdir / RESULTS / "lyapunov/tanh/uniform").glob("chunk*.nc"):
+    # the chunks of every combination: the jobs take about a second each, and the interrupt must
+    # arrive while some are still to run
+    for chunk in (workdir / RESULTS / "lyapunov").glob("*/*/chunk*.nc"):
         chunk.unlink()
     proc = popen(workdir)
     seen, interrupted = [], False
