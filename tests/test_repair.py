@@ -54,12 +54,19 @@ def environment(workdir):
     return dict(os.environ)
 
 
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def popen(workdir):
     """Start ``snakemake --configfile config/tiny.yaml --cores 2`` in ``workdir`` in its own
-    process group (output merged into stdout)."""
+    process group (output merged into stdout), with SIGINT's default disposition: a test run
+    started in the background by a shell without job control inherits SIGINT ignored, and
+    Python then never raises KeyboardInterrupt."""
     return subprocess.Popen(SNAKEMAKE, cwd=workdir, env=environment(workdir),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+                            stdin=subprocess.DEVNULL, start_new_session=True,
+                            preexec_fn=_default_sigint)
 
 
 def run(workdir, *args, timeout=TIMEOUT):
