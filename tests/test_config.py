@@ -60,18 +60,24 @@ def test_shipped_configs_are_valid(name):
     validate_config(load(name), schema=SCHEMA)
 
 
-def test_shipped_overlays_are_short_named_runs():
-    """config/*.yaml are overlays of config.yaml: a few keys, each with its own run name."""
+def test_shipped_overlays_are_short_named_runs_or_sweeps():
+    """config/*.yaml are overlays of config.yaml: a few keys, each with its own run name, or a
+    sweep (config/sweep_<name>.yaml) whose points have their own folders."""
     base = read_yaml(ROOT / "config.yaml")
-    assert base["run"]["name"] == ""
-    names = set()
+    assert base["run"]["name"] == "" and "sweep" not in base
+    names, sweeps = set(), set()
     for path in sorted((ROOT / "config").glob("*.yaml")):
         overlay = read_yaml(path)
+        assert len(path.read_text().splitlines()) < 40, path.name
+        if "sweep" in overlay:
+            assert overlay["sweep"]["name"] == path.stem.removeprefix("sweep_"), path.name
+            assert set(overlay) - {"sweep"} <= set(base), path.name
+            sweeps.add(overlay["sweep"]["name"])
+            continue
         assert set(overlay) <= set(base), path.name
         assert overlay["run"]["name"] == path.stem, path.name
-        assert len(path.read_text().splitlines()) < 40, path.name
         names.add(overlay["run"]["name"])
-    assert names >= {"quick", "tiny"}
+    assert names >= {"quick", "tiny"} and sweeps == {"learning_rate", "hidden"}
 
 
 def test_load_config_merges_overlays_deeply():
@@ -340,9 +346,22 @@ def test_teacher_shape_does_not_match_network(cfg):
     reject(cfg, "task.teacher.W1", "(2, 3)", "(2, 2)")
 
 
-def test_network_shape_does_not_match_teacher(cfg):
-    cfg["network"]["hidden"] = 3
-    reject(cfg, "task.teacher.W1", "hidden=3")
+def test_network_inputs_do_not_match_teacher(cfg):
+    cfg["network"]["inputs"] = 3
+    reject(cfg, "task.teacher.W1", "inputs=3", "(2, 3)")
+
+
+def test_teacher_layers_must_agree_on_its_width(cfg):
+    cfg["task"]["teacher"]["b1"] = [0.5, -0.5, 0.0]
+    reject(cfg, "task.teacher.W1", "hidden=3 from task.teacher.b1")
+
+
+def test_student_may_be_wider_than_the_teacher(cfg):
+    """The teacher keeps its own width (the width sweep): a 2-6-1 student of the 2-2-1
+    teacher is valid."""
+    cfg["network"]["hidden"] = 6
+    cfg["prediction"]["clv_vectors"] = [21, 22, 23, 24]
+    validate_config(cfg)
 
 
 def test_larger_network_with_matching_teacher_is_valid(cfg):

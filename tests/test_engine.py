@@ -5,7 +5,7 @@ import functools
 import numpy as np
 import pytest
 
-from weightdyn import activations, chunkio, dynamics, engine, simulate
+from weightdyn import activations, chunkio, curvature, dynamics, engine, simulate
 from weightdyn.initialization import initial_parameters
 from weightdyn.network import Architecture
 from weightdyn.task import Task, teacher_task
@@ -56,6 +56,12 @@ def test_each_compiled_step_matches_reference_map(problem, default_config):
     J = dynamics.tangent_operator(states, arch, act, task, ETA)
     np.testing.assert_allclose(out.propagator.reshape(-1, arch.dim, arch.dim), J,
                                rtol=1e-11, atol=1e-14)
+    # curvature at every stored state, the last included, against LAPACK on the reference H
+    hess = dynamics.loss_gradient_hessian(out.theta.reshape(-1, arch.dim), arch, act, task)[2]
+    lo, hi = curvature.extremes_reference(hess)
+    scale = np.linalg.norm(hess, axis=(1, 2))
+    assert np.all(np.abs(out.hessian_min.ravel() - lo) <= 1e-12 * scale)
+    assert np.all(np.abs(out.hessian_max.ravel() - hi) <= 1e-12 * scale)
 
 
 @pytest.mark.parametrize("problem", PROBLEMS[:2], ids=lambda p: p[1])
@@ -85,6 +91,9 @@ def test_compiled_run_matches_reference_run(act_name, default_config):
     np.testing.assert_allclose(a.propagator, b.propagator, rtol=1e-11, atol=1e-13)
     np.testing.assert_allclose(a.step_loss, b.step_loss, rtol=1e-11)
     np.testing.assert_allclose(a.gradient_norm, b.gradient_norm, rtol=1e-10, equal_nan=True)
+    scale = np.abs(b.hessian_max) + np.abs(b.hessian_min)
+    assert np.all(np.abs(a.hessian_min - b.hessian_min) <= 1e-11 * scale)
+    assert np.all(np.abs(a.hessian_max - b.hessian_max) <= 1e-11 * scale)
 
 
 def test_record_steps_include_first_and_last():
@@ -121,7 +130,7 @@ def test_lane_width_and_lane_position_do_not_change_any_network(act_name, defaul
     wide, narrow = run(theta0), run(theta0, lanes=8)
     alone = [run(theta0[s:s + 1]) for s in (0, 63, 64, 69)]
     for name in ("theta", "loss", "step_loss", "gradient_norm", "propagator", "final_loss",
-                 "divergence_step"):
+                 "divergence_step", "hessian_min", "hessian_max"):
         np.testing.assert_array_equal(getattr(narrow, name), getattr(wide, name), err_msg=name)
         for s, one in zip((0, 63, 64, 69), alone):
             np.testing.assert_array_equal(getattr(one, name)[0], getattr(wide, name)[s],
@@ -154,13 +163,15 @@ def test_divergent_networks_are_flagged_and_isolated(integrate, default_config):
         n = out.divergence_step[net]
         assert 0 < n < steps and np.isinf(out.final_loss[net])
         assert np.isfinite(out.loss[net, rec < n]).all() and np.isnan(out.loss[net, rec >= n]).all()
+        for curve in (out.hessian_min[net], out.hessian_max[net]):
+            assert np.isfinite(curve[rec < n]).all() and np.isnan(curve[rec >= n]).all()
         valid = (np.arange(steps // s) + 1) * s <= n
         assert np.isfinite(out.propagator[net, valid]).all()
         assert np.isnan(out.propagator[net, ~valid]).all()
     alone = integrate(theta0[good], arch, act, task, eta, steps, 10, s, BOUND)
     assert np.isnan(out.step_loss[net, n:]).all() and np.isfinite(out.step_loss[net, :n]).all()
     for name in ("theta", "loss", "step_loss", "gradient_norm", "propagator", "final_loss",
-                 "divergence_step"):
+                 "divergence_step", "hessian_min", "hessian_max"):
         np.testing.assert_array_equal(getattr(out, name)[good], getattr(alone, name), err_msg=name)
 
 

@@ -49,8 +49,10 @@ def fake_chunk(cfg, act, init, start, stop, diverge=()):
         loss[row, rsteps >= 57] = np.nan
         step_loss[row, 57:] = grad_norm[row, 57:] = np.nan
     prop = np.broadcast_to(np.eye(d), (S, K, d, d)).copy()
+    # curvature: λ_min = −loss, λ_max = 2·loss (NaN after divergence, as the loss)
     out = Trajectories(theta=theta, loss=loss, step_loss=step_loss, gradient_norm=grad_norm,
-                       propagator=prop, final_loss=final, divergence_step=div)
+                       propagator=prop, final_loss=final, divergence_step=div,
+                       hessian_min=-loss, hessian_max=2 * loss)
     return chunk_dataset(cfg, act, init, index, arch, out)
 
 
@@ -93,6 +95,12 @@ def test_gather_concatenates_chunks(tmp_path, cfg):
     np.testing.assert_allclose(ds["final_loss"].values[ok], np.arange(25)[ok] + 0.2)
     np.testing.assert_allclose(ds["loss"].sel(network=7, step=140), 7.14)
     assert np.isnan(ds["loss"].sel(network=21, step=60))
+    # curvature at the loss-curve steps and at the end (fake: λ_min = −C, λ_max = 2C)
+    np.testing.assert_array_equal(ds["hessian_min"].values, -ds["loss"].values)
+    np.testing.assert_array_equal(ds["hessian_max"].values, 2 * ds["loss"].values)
+    np.testing.assert_allclose(ds["final_hessian_max"].values[ok], 2 * (np.arange(25)[ok] + 0.2))
+    assert np.isnan(ds["final_hessian_min"].values[~ok]).all()
+    assert ds["final_hessian_max"].dims == ("network",)
     assert ds.attrs["activation"] == "tanh" and ds.attrs["initialization"] == "uniform"
     assert ds.attrs["networks"] == 25 and ds.attrs["n_diverged"] == 2
     # c_f = n + 0.2: networks 0–3 are low (< 4), ≥ 100 none, diverged ones high

@@ -298,7 +298,7 @@ def test_deleted_lyapunov_chunk_is_recomputed_alone(damaged):
     ran = jobs(output)
     assert ran["simulate"] == 1 and ran["lyapunov"] == 1, \
         f"expected one simulate and one lyapunov job, ran {dict(ran)}:\n{output[-4000:]}"
-    assert "wildcards: act=tanh, init=uniform, chunk=001" in output, output[-4000:]
+    assert "wildcards: study=tiny/, act=tanh, init=uniform, chunk=001" in output, output[-4000:]
     assert "chunk=000" not in output, output[-4000:]
     assert_results_equal(workdir, snapshot)
 

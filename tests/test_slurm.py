@@ -162,20 +162,36 @@ def local_run(slurm, study_config, tmp_path_factory):
     return workdir, output
 
 
+SLURM_ARGS = ["--profile", str(PROFILE),
+              # the test cluster's node has 2 CPUs: a job asking for more would stay pending
+              "--max-threads", "2",
+              # seconds-long jobs: poll early (profile/plugin default 40 s)
+              "--slurm-init-seconds-before-status-checks", "5",
+              # keep the SLURM job logs, as evidence that each job ran under SLURM
+              "--slurm-keep-successful-logs"]
+
+
 @pytest.fixture(scope="module")
 def slurm_run(slurm, study_config, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("slurm")
-    args = ["--profile", str(PROFILE),
-            # the test cluster's node has 2 CPUs: a job asking for more would stay pending
-            "--max-threads", "2",
-            # seconds-long jobs: poll early (profile/plugin default 40 s)
-            "--slurm-init-seconds-before-status-checks", "5",
-            # keep the SLURM job logs, as evidence that each job ran under SLURM
-            "--slurm-keep-successful-logs"]
-    rc, output, elapsed = run_snakemake(workdir, study_config, args, SLURM_TIMEOUT, "slurm")
+    rc, output, elapsed = run_snakemake(workdir, study_config, SLURM_ARGS, SLURM_TIMEOUT, "slurm")
     check_run(rc, output, elapsed, "SLURM", SLURM_TIMEOUT)
     print(f"\nSLURM run: {elapsed:.0f} s in {workdir}")
     return workdir, output
+
+
+@pytest.fixture(scope="module")
+def slurm_sweep_run(slurm, study_config, tmp_path_factory):
+    """The study as the one point of a sweep (over its own seed), through the same profile."""
+    workdir = tmp_path_factory.mktemp("slurm_sweep")
+    cfg = yaml.safe_load(study_config.read_text())
+    cfg["sweep"] = {"name": "seed", "key": "seed", "values": [cfg["seed"]]}
+    path = workdir / "sweep.yaml"
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    rc, output, elapsed = run_snakemake(workdir, path, SLURM_ARGS, SLURM_TIMEOUT, "slurm_sweep")
+    check_run(rc, output, elapsed, "SLURM sweep", SLURM_TIMEOUT)
+    print(f"\nSLURM sweep run: {elapsed:.0f} s in {workdir}")
+    return workdir, output, cfg
 
 
 # --------------------------------------------------------------------------- checks
@@ -285,3 +301,34 @@ def test_slurm_run_equals_local_run(local_run, slurm_run):
     print(f"compared {len(local_files)} result files {dict(compared)}: SLURM run == local run"
           + (f" (bytes differ, not compared: {differing_bytes})" if differing_bytes else ""))
     assert compared[".nc"] > 0, "no NetCDF result to compare"
+
+
+def test_sweep_point_through_slurm_equals_the_local_study(local_run, slurm_sweep_run):
+    """A sweep runs through the SLURM profile unchanged: its point at the study's own seed,
+    computed by SLURM jobs, has the local study's results (figures aside: a point has none;
+    provenance.json and the gathered files' source_files name the point's own paths)."""
+    local_dir, _ = local_run
+    sweep_dir, output, cfg = slurm_sweep_run
+    run = f"{cfg['run']['name']}/" if cfg["run"]["name"] else ""
+    point = Path(run) / "sweeps" / "seed" / f"seed={cfg['seed']}"
+    jobs = rules(jobs_of(output))
+    assert jobs["sweep"] == 1 and jobs["simulate"] > 0, dict(jobs)
+    assert JOBID.findall(output), output[-6000:]
+    compared = 0
+    for rel in result_files(local_dir):
+        if rel.parts[len(Path(run).parts)] == "figures" or rel.name == "provenance.json":
+            continue
+        a = local_dir / "results" / rel
+        b = sweep_dir / "results" / point / rel.relative_to(run)
+        assert b.is_file(), f"missing in the sweep point: {b}"
+        if rel.suffix == ".nc":
+            da, db = (strip_volatile(xr.load_dataset(x)) for x in (a, b))
+            for ds in (da, db):
+                ds.attrs.pop("source_files", None)
+            xr.testing.assert_identical(da, db)
+        else:
+            assert a.read_bytes() == b.read_bytes(), f"results/{rel} differs"
+        compared += 1
+    assert compared > 0
+    table = sweep_dir / "results" / run / "tables" / "sweep_seed.csv"
+    assert table.is_file() and len(table.read_text().splitlines()) > 1

@@ -10,7 +10,7 @@ import xarray as xr
 from weightdyn.prediction import AUC_COLUMNS, predict_combination
 from weightdyn.tables import (
     GATHERED_VARIABLES, auc_table, best_available, classes_table, clv_convergence_table,
-    first_clv_time, nearest, stability_table, summary_markdown,
+    curvature_table, first_clv_time, nearest, stability_table, summary_markdown,
 )
 
 
@@ -157,11 +157,14 @@ def test_tables_read_only_their_gathered_variables():
          "lyapunov_exponent": (("network", "exponent"), rng.normal(size=(4, 3))),
          "clv_tangency_fraction": (("network", "pair"), rng.random((4, 3))),
          "clv_lag_error": (("network", "lag", "prediction_time", "exponent"),
-                           rng.random((4, 2, 2, 3)))},
+                           rng.random((4, 2, 2, 3))),
+         "final_hessian_max": ("network", [10.0, 2000.0, 5.0, np.nan]),
+         "final_hessian_min": ("network", [0.5, -3.0, 1e-5, np.nan])},
         coords={"exponent": [1, 2, 3], "pair": ["1-2", "1-3", "2-3"], "lag": [10, 300],
-                "prediction_time": [0.015, 0.1]})
+                "prediction_time": [0.015, 0.1]}, attrs={"learning_rate": 1e-3})
     assert set(G.data_vars) == set(GATHERED_VARIABLES)
     data = {("tanh", "normal"): G}
     assert len(classes_table(data)) == 1
     assert len(clv_convergence_table(data)) == 2
     assert set(stability_table(data, [2, 3])["outcome"]) == {"low", "high"}
+    assert list(curvature_table(data)["n_finite"]) == [2, 1]

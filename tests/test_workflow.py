@@ -246,11 +246,13 @@ def test_tiny_study_outputs(tiny_run, tiny_cfg):
     assert len(ok) and not ok[["auc_mean", "auc_std"]].isna().any().any()
     assert ((ok.auc_mean >= 0) & (ok.auc_mean <= 1)).all()
     assert (workdir / TINY_RESULTS / "tables/summary.md").read_text().startswith("# weightdyn")
+    curvature = pd.read_csv(workdir / TINY_RESULTS / "tables/curvature.csv")
+    assert set(curvature["class"]) <= {"low", "middle", "high"} and (curvature.n >= 0).all()
     stamp = json.loads((workdir / TINY_RESULTS / "tables/provenance.json").read_text())
     assert stamp["weightdyn_version"] == __version__ and stamp["config"] == tiny_cfg
     from PIL import Image
 
-    for k in range(1, 10):
+    for k in range(1, 11):
         png = next((workdir / TINY_RESULTS / "figures").glob(f"fig{k}_*.png"))
         assert png.with_suffix(".pdf").stat().st_size > 0
         with Image.open(png) as image:
@@ -308,7 +310,7 @@ def test_deleted_chunk_is_recomputed_alone_with_identical_results(tiny_run, tmp_
     output = snakemake(workdir)
     jobs = collections.Counter(re.findall(r"^(?:local)?rule (\w+):$", output, flags=re.M))
     assert (jobs["simulate"], jobs["lyapunov"], jobs["gather"]) == (1, 1, 1), output[-3000:]
-    assert "wildcards: act=tanh, init=uniform, chunk=001" in output, output[-3000:]
+    assert "wildcards: study=tiny/, act=tanh, init=uniform, chunk=001" in output, output[-3000:]
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
     xr.testing.assert_identical(xr.load_dataset(victim), xr.load_dataset(tmp_path / "before.nc"))
     for path, before in gathered.items():

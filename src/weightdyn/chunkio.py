@@ -56,7 +56,7 @@ SOFTWARE = ("numpy", "numba", "xarray", "netCDF4", "scipy", "scikit-learn", "mat
 
 #: variables every simulation chunk file must hold (results/simulate/{act}/{init}/chunk*.nc)
 SIMULATION_VARIABLES = ("theta", "loss", "step_loss", "gradient_norm", "final_loss", "diverged",
-                        "divergence_step", "propagator")
+                        "divergence_step", "hessian_min", "hessian_max", "propagator")
 
 
 class ChunkFileError(RuntimeError):

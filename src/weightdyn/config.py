@@ -30,7 +30,11 @@ from .plan import (
     INITIALIZATIONS,
     RESERVED_RUN_NAMES,
     RUN_NAME_PATTERN,
+    UNSWEEPABLE_KEYS,
+    get_key,
     parameter_count,
+    point_config,
+    value_text,
 )
 
 
@@ -203,8 +207,15 @@ def _shape(value):
     return (len(value), *shapes.pop())
 
 
-def _check_teacher(cfg, inputs: int, hidden: int, outputs: int) -> None:
-    shapes = {"W1": (hidden, inputs), "b1": (hidden,), "W2": (outputs, hidden), "b2": (outputs,)}
+def _check_teacher(cfg, inputs: int, outputs: int) -> None:
+    """The teacher has the student's inputs and outputs and its own hidden width (b1's
+    length), so that students of any width learn the same task."""
+    b1 = _shape(_get(cfg, "task.teacher.b1"))
+    hidden = b1[0] if b1 is not None and len(b1) == 1 else None
+    if hidden is None:
+        _fail("task.teacher.b1", f"must be a finite numeric vector (one bias per hidden unit of "
+                                 f"the teacher), got {_get(cfg, 'task.teacher.b1')!r}")
+    shapes = {"W1": (hidden, inputs), "W2": (outputs, hidden), "b2": (outputs,)}
     for name, shape in shapes.items():
         key = f"task.teacher.{name}"
         value = _get(cfg, key)
@@ -212,8 +223,8 @@ def _check_teacher(cfg, inputs: int, hidden: int, outputs: int) -> None:
         if found is None:
             _fail(key, f"must be a finite numeric array of shape {shape}, got {value!r}")
         if found != shape:
-            _fail(key, f"has shape {found}, the network (inputs={inputs}, hidden={hidden}, "
-                       f"outputs={outputs}) needs shape {shape}")
+            _fail(key, f"has shape {found}, the teacher (inputs={inputs}, hidden={hidden} from "
+                       f"task.teacher.b1, outputs={outputs}) needs shape {shape}")
 
 
 def _check_run(cfg) -> None:
@@ -242,7 +253,7 @@ def check_semantics(cfg: Mapping) -> None:
     low, high = _number(cfg, "task.grid_low"), _number(cfg, "task.grid_high")
     if not low < high:
         _fail("task.grid_low", f"must be < task.grid_high={high!r}, got {low!r}")
-    _check_teacher(cfg, inputs, hidden, outputs)
+    _check_teacher(cfg, inputs, outputs)
 
     eta = _number(cfg, "training.learning_rate", positive=True)
     steps = _int(cfg, "training.steps")
@@ -343,6 +354,45 @@ def check_semantics(cfg: Mapping) -> None:
     if clv_lag not in _list(cfg, "lyapunov.lags"):
         _fail("prediction.clv_lag", f"must be one of lyapunov.lags={_list(cfg, 'lyapunov.lags')}, "
                                     f"got {clv_lag}")
+    if cfg.get("sweep"):
+        _check_sweep(cfg)
+
+
+def _check_sweep(cfg) -> None:
+    """A sweep names a folder, a config key that exists and is a science value, and distinct
+    values; every point's configuration (:func:`weightdyn.plan.point_config`) must be valid —
+    its error names the point and the key."""
+    sweep = cfg["sweep"]
+    if not isinstance(sweep, Mapping):
+        _fail("sweep", f"must be a mapping with keys name, key, values, got {sweep!r}")
+    name = sweep.get("name")
+    if not isinstance(name, str) or not re.fullmatch(RUN_NAME_PATTERN, name) or not name:
+        _fail("sweep.name", f"must be a folder name of letters, digits, '_', '-', '.', got "
+                            f"{name!r}")
+    key = sweep.get("key")
+    if not isinstance(key, str):
+        _fail("sweep.key", f"must be a dotted config key such as 'training.learning_rate', got "
+                           f"{key!r}")
+    if any(key == k or key.startswith(k + ".") for k in UNSWEEPABLE_KEYS):
+        _fail("sweep.key", f"{key!r} cannot be swept (not swept: {list(UNSWEEPABLE_KEYS)})")
+    try:
+        current = get_key(cfg, key)
+    except KeyError:
+        _fail("sweep.key", f"{key!r} is not a key of the configuration")
+    if isinstance(current, Mapping):
+        _fail("sweep.key", f"{key!r} is a section; name one of its keys: {sorted(current)}")
+    values = _list(cfg, "sweep.values")
+    texts = [value_text(v) for v in values]
+    if len(set(texts)) != len(texts):
+        _fail("sweep.values", f"must be distinct, got {values}")
+    for i, value in enumerate(values):
+        if not re.fullmatch(RUN_NAME_PATTERN, value_text(value)):
+            _fail(f"sweep.values[{i}]", f"{value!r} cannot name a folder")
+        try:
+            check_semantics(point_config(cfg, value))
+        except ConfigError as exc:
+            raise ConfigError(f"sweep point {key} = {value_text(value)} (sweep.values[{i}]): "
+                              f"{exc}") from None
 
 
 def validate_config(cfg: Mapping, schema=None) -> None:

@@ -5,7 +5,8 @@ For every network, starting from θ_0:
     θ_{n+1} = θ_n − η ∇C(θ_n),          n = 0 … T−1,
     M_k     = J_{(k+1)s−1} ⋯ J_{ks+1} J_{ks},   J_n = I − η H(θ_n),   k = 0 … T/s − 1,
 
-recording θ_n and C(θ_n) at the steps in ``record_steps``, C(θ_n) and the gradient norm
+recording θ_n, C(θ_n) and the extreme Hessian eigenvalues λ_min(H(θ_n)), λ_max(H(θ_n))
+(:mod:`weightdyn.curvature`) at the steps in ``record_steps``, C(θ_n) and the gradient norm
 |∇C(θ_n)| at every step (n = 0 … T; the gradient norm at n = T is NaN: no update follows), the
 propagators M_k (products accumulated in float64, stored in the output dtype) and the final loss
 C(θ_T).
@@ -29,7 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import dynamics
+from . import curvature, dynamics
 from .activations import Activation
 from .lane_kernel import LANES, compiled_kernel
 from .network import Architecture
@@ -47,6 +48,8 @@ class Trajectories:
     propagator: np.ndarray       # (S, K, d, d) M_k
     final_loss: np.ndarray       # (S,) C(θ_T), +inf if diverged
     divergence_step: np.ndarray  # (S,) first failing step, −1 if none
+    hessian_min: np.ndarray      # (S, R) λ_min(H) at the recorded steps
+    hessian_max: np.ndarray      # (S, R) λ_max(H) at the recorded steps
 
 
 def record_steps(steps: int, record_stride: int) -> np.ndarray:
@@ -73,6 +76,8 @@ def _allocate(S, d, steps, record_stride, jacobian_stride, dtype,
                     else np.empty(shape, dtype=dtype)),
         final_loss=np.full(S, np.inf),
         divergence_step=np.full(S, -1, dtype=np.int64),
+        hessian_min=np.full((S, R), np.nan),
+        hessian_max=np.full((S, R), np.nan),
     )
 
 
@@ -88,7 +93,7 @@ def integrate(theta0, arch: Architecture, act: Activation, task: Task, learning_
         theta0, xt, np.ascontiguousarray(task.targets.T), float(learning_rate), int(steps),
         record_steps(steps, record_stride), int(jacobian_stride), float(bound), out.theta,
         out.loss, out.step_loss, out.gradient_norm, out.propagator, out.final_loss,
-        out.divergence_step)
+        out.divergence_step, out.hessian_min, out.hessian_max)
     return out
 
 
@@ -114,6 +119,9 @@ def integrate_reference(theta0, arch: Architecture, act: Activation, task: Task,
         if step in recorded:
             out.theta[alive, recorded[step]] = theta[alive]
             out.loss[alive, recorded[step]] = loss[alive]
+            lo, hi = curvature.extremes_reference(hess[alive])
+            out.hessian_min[alive, recorded[step]] = lo
+            out.hessian_max[alive, recorded[step]] = hi
         out.step_loss[alive, step] = loss[alive]
         if step == steps:
             out.final_loss[alive] = loss[alive]

@@ -1,8 +1,9 @@
 """Per-chunk outcomes and the gathering of one (activation, initialization) into one file.
 
 * :func:`outcomes`: from a simulation chunk, what the later stages need once its (large,
-  temporary) file is gone: final loss, divergence, the loss curve thinned to every
-  ``loss_curve_stride`` steps and the baseline features. The lyapunov rule stores them beside
+  temporary) file is gone: final loss, divergence, the loss curve and the extreme Hessian
+  eigenvalues (curvature) thinned to every ``loss_curve_stride`` steps, the final curvature and
+  the baseline features. The lyapunov rule stores them beside
   the chunk's indicators.
 * :func:`gather`: from all lyapunov chunks of a combination, one small dataset
   (``results/gather/{act}/{init}.nc``): per network the outcome class, the indicators at the
@@ -40,7 +41,8 @@ LYAPUNOV_CHUNK_VARIABLES = (
     "lyapunov_exponent", "clv_tangency_fraction", "clv_angle_lagged", "clv_growth_lagged",
     "clv_lag_error", "lagged_available_time", "ftle_at", "clv_angle_ginelli_at",
     "clv_growth_ginelli_at", "loss_at", "log_loss_slope_at",
-    "gradient_norm_at", "theta0",
+    "gradient_norm_at", "theta0", "hessian_min", "hessian_max", "final_hessian_min",
+    "final_hessian_max",
 )  # fmt: skip
 #: quantiles of the class-wise time-series summaries
 QUANTILES = (0.25, 0.5, 0.75)
@@ -118,8 +120,14 @@ def outcomes(sim: xr.Dataset, cfg: dict) -> xr.Dataset:
     simulation chunk ``sim``."""
     rec = cfg["recording"]
     steps = loss_curve_steps(int(sim.attrs["steps"]), rec["record_stride"], rec["loss_curve_stride"])
-    out = sim[["final_loss", "diverged", "divergence_step", "loss"]].sel(step=steps)
+    out = sim[["final_loss", "diverged", "divergence_step", "loss", "hessian_min",
+               "hessian_max"]].sel(step=steps)
     out["loss"].attrs["long_name"] = "training cost C at the loss-curve steps (NaN after divergence)"
+    for name in ("hessian_min", "hessian_max"):
+        final = sim[name].isel(step=-1, drop=True)
+        out[f"final_{name}"] = final.assign_attrs(
+            long_name=final.attrs["long_name"].replace("eigenvalue", "eigenvalue at the end of "
+                                                                      "training", 1))
     eta = float(sim.attrs["learning_rate"])
     times = [float(t) for t in cfg["prediction"]["times"]]
     dims = ("network", "prediction_time")

@@ -18,6 +18,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
+from . import curvature
 from .activations import Activation
 from .network import Architecture
 
@@ -37,12 +38,12 @@ BLOCK = 8
 
 def _lane_group(first, theta0, xt, targets_t, eta, steps, rec_steps, stride, bound,
                 theta_out, loss_out, step_loss_out, grad_norm_out, prop_out, final_loss,
-                divergence_step):
+                divergence_step, hmin_out, hmax_out):
     """Networks first … first+LANES−1 (the map of :mod:`weightdyn.engine`), one per SIMD lane.
 
     Template: compiled by :func:`compiled_kernel` with the globals ``sigma`` (the activation's
-    compiled derivatives), ``LANES`` and the layer sizes ``N_IN``, ``N_HID``, ``N_OUT`` bound as
-    compile-time constants. Every array has the lane axis last and every arithmetic loop runs
+    compiled derivatives), ``extremes`` (:func:`weightdyn.curvature.lane_extremes`), ``LANES``
+    and the layer sizes ``N_IN``, ``N_HID``, ``N_OUT`` bound as compile-time constants. Every array has the lane axis last and every arithmetic loop runs
     over the lanes (a vector loop), so lane l performs exactly the operations of a network
     computed alone: results do not depend on the batch, on the network's lane or on the lane
     width. Lanes past the last network repeat network ``first``; their results are dropped.
@@ -62,6 +63,9 @@ def _lane_group(first, theta0, xt, targets_t, eta, steps, rec_steps, stride, bou
         H[W1_ij, W2_ki'] = W2_ki K_(i,j)(σ_i') + δ_ii' E_k(i,j),   H[W1_ij, b2_k] = W2_ki K_(i,j)(1),
         H[W2_ki | b2_k, W2_k'i' | b2_k'] = δ_kk' K (their basis entries),
         ∂C/∂W1_ij = Σ_k W2_ki E_k(i,j),   ∂C/∂W2_ki = E_k(σ_i),   ∂C/∂b2_k = E_k(1).
+
+    At the recorded steps (the last included) the extreme eigenvalues λ_min(H), λ_max(H) of
+    H(θ_n) are stored (:mod:`weightdyn.curvature`).
     """
     S, d = theta0.shape
     samples = xt.shape[1]
@@ -117,6 +121,9 @@ def _lane_group(first, theta0, xt, targets_t, eta, steps, rec_steps, stride, bou
     H = np.empty((d, d, LANES))
     P = np.empty((d, d, LANES))
     PJ = np.empty((d, d, LANES))
+    HA = np.empty((d, d, LANES))                  # work: H reduced for its eigenvalues
+    hmin = np.empty(LANES)
+    hmax = np.empty(LANES)
     lane_acc = np.empty(LANES)
     alive = np.ones(LANES, dtype=np.bool_)      # not (yet) diverged
     real = np.empty(LANES, dtype=np.bool_)      # holds a network of the batch (not padding)
@@ -208,6 +215,7 @@ def _lane_group(first, theta0, xt, targets_t, eta, steps, rec_steps, stride, bou
                             R[i, j, m, l] = acc
 
         # divergence check of θ_n, records of step n
+        recording = r < rec_steps.size and rec_steps[r] == step
         running = False
         for l in range(LANES):
             if alive[l]:
@@ -220,7 +228,7 @@ def _lane_group(first, theta0, xt, targets_t, eta, steps, rec_steps, stride, bou
                 elif healthy:
                     running = True
                     step_loss_out[s, step] = loss[l]
-                    if r < rec_steps.size and rec_steps[r] == step:
+                    if recording:
                         for a in range(d):
                             theta_out[s, r, a] = th[a, l]
                         loss_out[s, r] = loss[l]
@@ -232,15 +240,6 @@ def _lane_group(first, theta0, xt, targets_t, eta, steps, rec_steps, stride, bou
             if not alive[l]:                    # carried along harmlessly from θ = 0
                 for a in range(d):
                     th[a, l] = 0.0
-        if r < rec_steps.size and rec_steps[r] == step:
-            r += 1
-        if step == steps or not running:
-            # strides a lane did not complete (it diverged, or training ended): NaN
-            for l in range(LANES):
-                if real[l]:
-                    for k in range(done[l], prop_out.shape[1]):
-                        prop_out[first + l, k] = np.nan
-            return
 
         # gradient and Hessian from the sums (upper triangle, then mirrored)
         for a in range(d):
@@ -286,6 +285,21 @@ def _lane_group(first, theta0, xt, targets_t, eta, steps, rec_steps, stride, bou
             for c in range(a):
                 for l in range(LANES):
                     H[a, c, l] = H[c, a, l]
+        if recording:
+            HA[:] = H
+            extremes(HA, hmin, hmax)
+            for l in range(LANES):
+                if alive[l] and real[l]:
+                    hmin_out[first + l, r] = hmin[l]
+                    hmax_out[first + l, r] = hmax[l]
+            r += 1
+        if step == steps or not running:
+            # strides a lane did not complete (it diverged, or training ended): NaN
+            for l in range(LANES):
+                if real[l]:
+                    for k in range(done[l], prop_out.shape[1]):
+                        prop_out[first + l, k] = np.nan
+            return
         for l in range(LANES):
             lane_acc[l] = 0.0
         for a in range(d):
@@ -327,13 +341,13 @@ def _lane_group(first, theta0, xt, targets_t, eta, steps, rec_steps, stride, bou
 
 def _integrate_all(theta0, xt, targets_t, eta, steps, rec_steps, stride, bound, theta_out,
                    loss_out, step_loss_out, grad_norm_out, prop_out, final_loss,
-                   divergence_step):
+                   divergence_step, hmin_out, hmax_out):
     """All networks, one lane group per task (template; global ``lane_group`` bound)."""
     groups = (theta0.shape[0] + LANES - 1) // LANES
     for g in numba.prange(groups):
         lane_group(g * LANES, theta0, xt, targets_t, eta, steps, rec_steps, stride, bound,
                    theta_out, loss_out, step_loss_out, grad_norm_out, prop_out, final_loss,
-                   divergence_step)
+                   divergence_step, hmin_out, hmax_out)
 
 
 def _specialise(template, name: str, **bindings):
@@ -351,14 +365,17 @@ def compiled_kernel(act: Activation, arch: Architecture, lanes: int = LANES):
     The templates above are compiled with σ, the lane width and the layer sizes bound as
     globals (compile-time constants: the lane loops become single vector instructions; a
     closure variable could not be keyed by numba's disk cache), under names carrying all of
-    them and a hash of the source file defining the activation: the machine code is cached on
-    disk across processes, and an edit of the activation's source compiles afresh.
+    them and a hash of the source files defining the activation and the eigenvalue routine
+    (:mod:`weightdyn.curvature`), which the kernel inlines: the machine code is cached on disk
+    across processes, and an edit of either source compiles afresh.
     """
-    source = Path(inspect.getsourcefile(act.derivatives)).read_bytes()
+    source = (Path(inspect.getsourcefile(act.derivatives)).read_bytes()
+              + Path(curvature.__file__).read_bytes())
     tag = (f"{act.name}_{hashlib.sha256(source).hexdigest()[:12]}_"
            f"{arch.inputs}x{arch.hidden}x{arch.outputs}_L{lanes}")
     sizes = {"LANES": lanes, "N_IN": arch.inputs, "N_HID": arch.hidden, "N_OUT": arch.outputs}
     group = numba.njit(cache=True, fastmath=_FASTMATH, error_model="numpy")(
-        _specialise(_lane_group, f"_lane_group_{tag}", sigma=act.compiled, **sizes))
+        _specialise(_lane_group, f"_lane_group_{tag}", sigma=act.compiled,
+                    extremes=curvature.lane_extremes, **sizes))
     return numba.njit(parallel=True, cache=True, error_model="numpy")(
         _specialise(_integrate_all, f"_integrate_all_{tag}", lane_group=group, **sizes))

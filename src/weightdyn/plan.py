@@ -56,11 +56,29 @@ FIGURE_NAMES = [
     "fig7_auc_vs_time",
     "fig8_lag_accuracy",
     "fig9_early_stopping",
+    "fig10_curvature",
 ]
+
+#: the tables rule's outputs in results/<study>/tables/
+TABLE_NAMES = ("classes.csv", "auc.csv", "summary.md", "curvature.csv", "provenance.json")
+
+#: folder of a run (under results/, logs/, benchmarks/) that holds its sweep points
+SWEEP_FOLDER = "sweeps"
 
 #: folders directly under results/, logs/ and benchmarks/ of the default study: not run names
 RESERVED_RUN_NAMES = ("simulate", "lyapunov", "gather", "prediction", "predict", "tables",
-                      "figures", "rules")
+                      "figures", "rules", SWEEP_FOLDER)
+
+#: keys a sweep may not vary: they are not part of a study's science (run name, the sweep
+#: itself) or they decide rule properties fixed for all studies (temporary chunk files)
+UNSWEEPABLE_KEYS = ("run", "sweep", "recording.keep_propagators")
+
+#: keys counted in gradient-descent steps (scaled by η₀/η when a learning-rate sweep keeps the
+#: flow time) and those counted in propagator strides (scaled by the change of the stride's
+#: flow time)
+STEP_KEYS = ("recording.record_stride", "prediction.slope_steps")
+STRIDE_KEYS = ("lyapunov.forward_transient", "lyapunov.backward_transient", "lyapunov.window",
+               "lyapunov.output_stride")
 #: allowed run names (also in the schema): a single folder name
 RUN_NAME_PATTERN = r"^([A-Za-z0-9][A-Za-z0-9_.-]*)?$"
 
@@ -125,6 +143,146 @@ def science_config(cfg: Mapping) -> dict:
     """The configuration without the run settings (``run``): what a file's provenance records,
     so that naming a run does not change its outputs."""
     return {key: copy.deepcopy(value) for key, value in cfg.items() if key != "run"}
+
+
+# --------------------------------------------------------------------------- studies, sweeps
+
+
+def get_key(cfg: Mapping, key: str):
+    """The value at a dotted key (``"training.learning_rate"``); KeyError naming it."""
+    value = cfg
+    for part in key.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            raise KeyError(f"config key {key!r} does not exist")
+        value = value[part]
+    return value
+
+
+def _set_key(cfg: dict, key: str, value) -> None:
+    *sections, leaf = key.split(".")
+    for part in sections:
+        cfg = cfg[part]
+    cfg[leaf] = copy.deepcopy(value)
+
+
+def value_text(value) -> str:
+    """A swept value as it appears in folder names and tables: ``4``, ``0.00025``, ``tanh``."""
+    if isinstance(value, float):
+        return f"{value:.12g}"
+    return str(value)
+
+
+def point_folder(sweep: Mapping, value) -> str:
+    """Folder of one sweep point: ``<last part of the key>=<value>``, e.g.
+    ``learning_rate=0.00025``."""
+    return f"{sweep['key'].rsplit('.', 1)[-1]}={value_text(value)}"
+
+
+def _scaled(count: int, factor: float, minimum: int = 1, multiple_of: int = 1) -> int:
+    """``count · factor`` rounded to the nearest multiple of ``multiple_of`` (≥ ``minimum``)."""
+    return max(minimum, multiple_of * round(count * factor / multiple_of))
+
+
+def _keep_flow_time(point: dict, eta0: float, eta: float) -> None:
+    """A learning-rate sweep point with the flow time t = n·η of everything kept (in place).
+
+    With f = η₀/η: the steps T → round(f·T) (t_end fixed); the propagator stride s → the
+    nearest divisor-compatible round(f·s) ≥ 1; keys counted in steps (:data:`STEP_KEYS`, the
+    lags and the loss-curve stride, as multiples of their strides) scale by f; keys counted in
+    strides (:data:`STRIDE_KEYS`) by the change g = s·η₀ / (s'·η) of a stride's flow time. The
+    prediction times are moved down onto the new stride grid, t* → s'η·⌊t*/(s'η)⌋ (at least one
+    stride): a prediction never uses data from after t*, and at large η (s' = 1 step longer
+    than the grid spacing of t*) it is made slightly earlier; the tables report the time used.
+    """
+    f = eta0 / eta
+    train, rec = point["training"], point["recording"]
+    stride0 = rec["jacobian_stride"]
+    train["steps"] = steps = max(1, round(train["steps"] * f))
+    stride = _scaled(stride0, f)
+    while steps % stride:
+        stride -= 1
+    rec["jacobian_stride"] = stride
+    g = stride0 * eta0 / (stride * eta)
+    for key in STEP_KEYS:
+        _set_key(point, key, _scaled(get_key(point, key), f))
+    for key in STRIDE_KEYS:
+        minimum = 0 if key == "lyapunov.forward_transient" else 1
+        _set_key(point, key, _scaled(get_key(point, key), g, minimum))
+    rec["loss_curve_stride"] = _scaled(rec["loss_curve_stride"], f,
+                                       rec["record_stride"], rec["record_stride"])
+    lya, pred = point["lyapunov"], point["prediction"]
+    lags = {lag: min(_scaled(lag, f, stride, stride), steps - steps % stride)
+            for lag in lya["lags"]}
+    lya["lags"] = list(dict.fromkeys(lags.values()))
+    pred["clv_lag"] = lags[pred["clv_lag"]]
+    dt = stride * eta
+
+    def snapped(t):
+        return round(dt * max(1, math.floor(t / dt + 1e-9)), 12)
+
+    pred["times"] = list(dict.fromkeys(snapped(t) for t in pred["times"]))
+    pred["headline_time"] = snapped(pred["headline_time"])
+
+
+def _keep_clv_positions(point: dict, d0: int) -> None:
+    """A sweep point with another parameter dimension d: the CLVs of the CLV features keep
+    their position counted from the last (the most contracting) one, v → v + d − d₀ (CLVs 5–8
+    of d₀ = 9, "the four most stable before the last", are CLVs d−4 … d−1)."""
+    shift = parameter_count(point) - d0
+    pred = point["prediction"]
+    pred["clv_vectors"] = [v + shift for v in pred["clv_vectors"]]
+
+
+def point_config(cfg: Mapping, value) -> dict:
+    """The configuration of the sweep point ``sweep.key = value`` of ``cfg``: ``cfg`` without
+    its ``sweep`` section, the key set, and the keys that must follow it derived:
+
+    * ``training.learning_rate``: the flow time of everything is kept (:func:`_keep_flow_time`);
+    * ``network.*`` (the parameter dimension d): the CLV features keep their CLVs' position
+      counted from the last one (:func:`_keep_clv_positions`).
+    """
+    sweep = cfg["sweep"]
+    point = {key: copy.deepcopy(v) for key, v in cfg.items() if key != "sweep"}
+    _set_key(point, sweep["key"], value)
+    if sweep["key"] == "training.learning_rate":
+        _keep_flow_time(point, float(cfg["training"]["learning_rate"]), float(value))
+    if sweep["key"].startswith("network."):
+        _keep_clv_positions(point, parameter_count(cfg))
+    return point
+
+
+def sweep_points(cfg: Mapping) -> list[tuple[object, str, dict]]:
+    """(value, output prefix, configuration) of every point of ``cfg``'s sweep, in order; the
+    prefix is ``<run prefix>sweeps/<sweep name>/<point folder>/``. Empty without a sweep."""
+    sweep = cfg.get("sweep")
+    if not sweep:
+        return []
+    base = f"{run_prefix(cfg)}{SWEEP_FOLDER}/{sweep['name']}/"
+    return [(value, f"{base}{point_folder(sweep, value)}/", point_config(cfg, value))
+            for value in sweep["values"]]
+
+
+def sweep_summary_config(cfg: Mapping) -> dict:
+    """The sweep rule's params: the sweep (name, key, values), the number of combinations of
+    each point (the rule's inputs are the points' files in order, combinations within a point
+    in config order) and the headline prediction time t* of the base configuration."""
+    return _normalised({
+        "name": cfg["sweep"]["name"],
+        "key": cfg["sweep"]["key"],
+        "values": list(cfg["sweep"]["values"]),
+        "combinations": [len(combinations(point)) for _, _, point in sweep_points(cfg)],
+        "headline_time": cfg["prediction"]["headline_time"],
+    })
+
+
+def studies(cfg: Mapping) -> dict[str, dict]:
+    """Every study ``cfg`` asks for, by output prefix (the folder under results/, logs/ and
+    benchmarks/): the run itself (prefix ``""`` or ``"<name>/"``), or, with a ``sweep``
+    section, its points (:func:`sweep_points`). Each is a complete study with its own files."""
+    points = sweep_points(cfg)
+    if points:
+        return {prefix: point for _, prefix, point in points}
+    return {run_prefix(cfg): dict(cfg)}
 
 
 # --------------------------------------------------------------------------- fan-out

@@ -1,7 +1,8 @@
 """One simulation chunk: networks [start, stop) of one (activation, initialization).
 
-Builds the chunk dataset of the data contract (docs/methods.md §6): θ and loss at the recorded
-steps, tangent propagators M_k over every ``jacobian_stride`` steps, final loss and divergence.
+Builds the chunk dataset of the data contract (docs/methods.md §6): θ, loss and the extreme
+Hessian eigenvalues λ_min(H), λ_max(H) at the recorded steps, tangent propagators M_k over every
+``jacobian_stride`` steps, final loss and divergence.
 Reading and writing the file is :mod:`weightdyn.chunkio`'s
 (:func:`~weightdyn.chunkio.write_simulation_chunk`, :func:`~weightdyn.chunkio.read_simulation_chunk`).
 
@@ -50,6 +51,14 @@ def chunk_dataset(cfg, activation, initialization, index, arch: Architecture,
                       {"long_name": "parameter vector theta", "units": "1"}),
             "loss": (("network", "step"), out.loss,
                      {"long_name": "training cost C = 1/2 sum of squared residuals", "units": "1"}),
+            "hessian_min": (("network", "step"), out.hessian_min,
+                            {"long_name": "smallest eigenvalue lambda_min of the Hessian H of C "
+                                          "(NaN after divergence)", "units": "1"}),
+            "hessian_max": (("network", "step"), out.hessian_max,
+                            {"long_name": "largest eigenvalue lambda_max of the Hessian H of C "
+                                          "(NaN after divergence); eta * lambda_max < 2 is "
+                                          "gradient descent's linear stability bound",
+                             "units": "1"}),
             "final_loss": ("network", out.final_loss,
                            {"long_name": "final training cost c_f (inf if diverged)", "units": "1"}),
             "diverged": ("network", (out.divergence_step >= 0).astype(np.int8),

@@ -10,7 +10,12 @@
 * ``summary.md``: class fractions, and per combination and event the best-available table at
   the headline time and at the first time a CLV predictor is available. Every AUC has its
   interval; every "best" is the nested choice (never chosen on the folds that score it); the
-  Ginelli sets are labelled as an upper bound.
+  Ginelli sets are labelled as an upper bound;
+* ``curvature.csv``: :func:`curvature_table`, the curvature of the cost at the end of training
+  by class: sharpness η·λ_max(H) and the smallest Hessian eigenvalue λ_min(H), with the
+  fractions of runs at and beyond the edge of stability (η·λ_max = 2, :data:`EDGE_BAND`), with
+  significant negative curvature (:data:`INDEFINITE`) and with a (near-)flat direction
+  (:data:`FLAT`); ``summary.md`` gets a short section from it when given.
 """
 
 from __future__ import annotations
@@ -24,13 +29,33 @@ from .outcomes import CLASS_LABELS, EVENTS, HIGH, LOW, MIDDLE
 from .prediction import AUC_COLUMNS, CLV_CONVERGENCE_ANGLE, INDICATOR_FAMILIES
 
 __all__ = [
-    "GATHERED_VARIABLES", "auc_table", "best_available", "classes_table",
-    "clv_convergence_table", "first_clv_time", "nearest", "stability_table", "summary_markdown",
+    "CURVATURE_COLUMNS", "EDGE_BAND", "FLAT", "GATHERED_VARIABLES", "INDEFINITE", "auc_table",
+    "best_available", "classes_table", "clv_convergence_table", "curvature_table",
+    "first_clv_time", "nearest", "stability_table", "summary_markdown",
 ]
 
 #: the variables of the gathered datasets that the tables read
 GATHERED_VARIABLES = ("outcome", "diverged", "valid", "lyapunov_exponent",
-                      "clv_tangency_fraction", "clv_lag_error")
+                      "clv_tangency_fraction", "clv_lag_error", "final_hessian_max",
+                      "final_hessian_min")
+
+#: half-width of the edge of stability: a run is *at the edge* when |η·λ_max − 2| ≤ EDGE_BAND
+#: and *beyond* it when η·λ_max > 2 + EDGE_BAND (gradient descent on the quadratic model is
+#: linearly stable only while η·λ_max < 2)
+EDGE_BAND = 0.1
+#: significant negative curvature: the Hessian is *indefinite* when λ_min < −INDEFINITE·|λ_max|
+#: (a negative eigenvalue beyond the relative round-off scale of the largest one)
+INDEFINITE = 1e-3
+#: a (near-)flat direction without negative curvature: −INDEFINITE·|λ_max| ≤ λ_min ≤
+#: FLAT·|λ_max| (the smallest eigenvalue is zero relative to the largest)
+FLAT = 1e-3
+
+#: columns of :func:`curvature_table`
+CURVATURE_COLUMNS = (
+    "activation", "initialization", "class", "n", "n_finite", "sharpness_median",
+    "sharpness_q10", "sharpness_q90", "lambda_min_median", "lambda_min_q10", "lambda_min_q90",
+    "lambda_max_median", "frac_at_edge", "frac_beyond_edge", "frac_indefinite", "frac_flat",
+)
 
 
 def classes_table(gathered: Mapping[tuple[str, str], object]) -> pd.DataFrame:
@@ -86,6 +111,55 @@ def stability_table(gathered: Mapping[tuple[str, str], object], vectors) -> pd.D
                              frac_lyapunov_1_above_0_5=float(np.mean(lam1[m] > 0.5)),
                              tangency_frequency=float(np.nanmean(tangency[m]))))
     return pd.DataFrame(rows)
+
+
+def _curvature_row(lam_max: np.ndarray, lam_min: np.ndarray, eta: float) -> dict:
+    """The statistics of :func:`curvature_table` of one class (final eigenvalues of its runs)."""
+    ok = np.isfinite(lam_max) & np.isfinite(lam_min)
+    row = dict(n=int(lam_max.size), n_finite=int(ok.sum()))
+    lmax, lmin = lam_max[ok], lam_min[ok]
+    if not ok.any():
+        return row | {c: np.nan for c in CURVATURE_COLUMNS[5:]}
+    sharp = eta * lmax
+    scale = np.abs(lmax)
+    q = np.quantile(sharp, [0.5, 0.1, 0.9])
+    qmin = np.quantile(lmin, [0.5, 0.1, 0.9])
+    indefinite = lmin < -INDEFINITE * scale
+    return row | dict(
+        sharpness_median=q[0], sharpness_q10=q[1], sharpness_q90=q[2],
+        lambda_min_median=qmin[0], lambda_min_q10=qmin[1], lambda_min_q90=qmin[2],
+        lambda_max_median=float(np.median(lmax)),
+        frac_at_edge=float(np.mean(np.abs(sharp - 2.0) <= EDGE_BAND)),
+        frac_beyond_edge=float(np.mean(sharp > 2.0 + EDGE_BAND)),
+        frac_indefinite=float(np.mean(indefinite)),
+        frac_flat=float(np.mean(~indefinite & (lmin <= FLAT * scale))))
+
+
+def curvature_table(gathered: Mapping[tuple[str, str], object]) -> pd.DataFrame:
+    """Curvature of the cost at the end of training, per combination and outcome class (low
+    and high always, middle only if it has runs; columns :data:`CURVATURE_COLUMNS`).
+
+    From ``final_hessian_max`` / ``final_hessian_min`` (λ_max, λ_min of the Hessian H of C at
+    the last step) and ``G.attrs['learning_rate']`` η: n runs of the class, n_finite of them
+    with both final eigenvalues finite (diverged runs count in n only); over those, the median
+    and 10 % / 90 % quantiles of the sharpness η·λ_max and of λ_min, the median λ_max, and the
+    fractions at the edge of stability (|η·λ_max − 2| ≤ :data:`EDGE_BAND`), beyond it
+    (η·λ_max > 2 + EDGE_BAND), with significant negative curvature (λ_min <
+    −:data:`INDEFINITE`·|λ_max|) and with a (near-)flat direction and no significant negative
+    curvature (−INDEFINITE·|λ_max| ≤ λ_min ≤ :data:`FLAT`·|λ_max|). NaN where n_finite = 0."""
+    rows = []
+    for (act, init), G in gathered.items():
+        eta = float(G.attrs["learning_rate"])
+        outcome = np.asarray(G["outcome"].values)
+        lam_max = np.asarray(G["final_hessian_max"].values, dtype=float)
+        lam_min = np.asarray(G["final_hessian_min"].values, dtype=float)
+        for code in (LOW, MIDDLE, HIGH):
+            m = outcome == code
+            if code == MIDDLE and not m.any():
+                continue
+            rows.append(dict(activation=act, initialization=init, **{"class": CLASS_LABELS[code]},
+                             **_curvature_row(lam_max[m], lam_min[m], eta)))
+    return pd.DataFrame(rows, columns=list(CURVATURE_COLUMNS))
 
 
 def auc_table(frames) -> pd.DataFrame:
@@ -148,14 +222,16 @@ def _ginelli_cell(sets: pd.DataFrame, tau: float) -> str:
 def summary_markdown(classes: pd.DataFrame, auc: pd.DataFrame, t: float,
                      min_middle_fraction: float = 0.01,
                      convergence: pd.DataFrame | None = None, lag: int | None = None,
-                     stability: pd.DataFrame | None = None, clv_vectors=None) -> str:
+                     stability: pd.DataFrame | None = None, clv_vectors=None,
+                     curvature: pd.DataFrame | None = None) -> str:
     """Markdown summary: class fractions; per combination and event the nested best of each
     family available by τ = the headline time ``t`` (the nearest τ present) and by the first
     τ at which a CLV predictor is available, each AUC with its 95 % DeLong interval, the
     paired DeLong difference to the baseline family's best, and the Ginelli upper bound; and,
     given ``convergence`` (:func:`clv_convergence_table`), the convergence of the fixed-lag
     CLVs at every lag, marking the features' lag ``lag`` and vectors ``clv_vectors``; given
-    ``stability`` (:func:`stability_table`), the whole-run stability by class."""
+    ``stability`` (:func:`stability_table`), the whole-run stability by class; given
+    ``curvature`` (:func:`curvature_table`), the curvature at the end of training by class."""
     lines = ["# weightdyn: summary of the results", "",
              "## Outcome classes (fractions of the runs)", "",
              "| activation | initialization | n | low | middle | high | diverged |",
@@ -223,6 +299,8 @@ def summary_markdown(classes: pd.DataFrame, auc: pd.DataFrame, t: float,
                          f"{r.lyapunov_1_median:+.3f} [{r.lyapunov_1_q25:+.3f}, "
                          f"{r.lyapunov_1_q75:+.3f}] | {r.frac_lyapunov_1_positive:.3f} | "
                          f"{r.frac_lyapunov_1_above_0_5:.3f} | {r.tangency_frequency:.4f} |")
+    if curvature is not None and not curvature.empty:
+        lines += _curvature_section(curvature)
     if convergence is not None and not convergence.empty:
         vec = [c for c in convergence.columns if c.startswith("clv_")]
         used = [f"clv_{i}" for i in (clv_vectors or [])]
@@ -242,3 +320,39 @@ def summary_markdown(classes: pd.DataFrame, auc: pd.DataFrame, t: float,
                          + " | ".join(f"{row[c]:.3f}" for c in vec)
                          + f" | {'yes' if ok else 'no'} |")
     return "\n".join(lines) + "\n"
+
+
+def _quantiles_cell(median, q10, q90, fmt: str) -> str:
+    if pd.isna(median):
+        return "n/a"
+    return f"{median:{fmt}} [{q10:{fmt}}, {q90:{fmt}}]"
+
+
+def _curvature_section(curvature: pd.DataFrame) -> list[str]:
+    """The summary's lines of :func:`curvature_table`."""
+    lines = ["", "## Curvature at the end of training", "",
+             "λ_min, λ_max: smallest and largest eigenvalue of the Hessian H of C at the last "
+             "step; η·λ_max: the sharpness (gradient descent is linearly stable only while "
+             "η·λ_max < 2). Median [10 %, 90 % quantiles] over the runs with finite values "
+             "(diverged runs count in n only); fractions of those runs. At "
+             f"edge: |η·λ_max − 2| ≤ {EDGE_BAND:g}; beyond: η·λ_max > {2 + EDGE_BAND:g}; "
+             f"indefinite: λ_min < −{INDEFINITE:g}·|λ_max|; flat: λ_min within "
+             f"[−{INDEFINITE:g}, {FLAT:g}]·|λ_max|.", "",
+             "| activation | initialization | class | n | finite | η·λ_max | λ_min | at edge | "
+             "beyond edge | indefinite | flat |",
+             "|---|---|---|---:|---:|---|---|---:|---:|---:|---:|"]
+
+    def frac(v) -> str:
+        return "n/a" if pd.isna(v) else f"{v:.3f}"
+
+    for r in curvature.to_dict("records"):
+        lines.append(
+            f"| {r['activation']} | {r['initialization']} | {r['class']} | {r['n']} | "
+            f"{r['n_finite']} | "
+            + _quantiles_cell(r["sharpness_median"], r["sharpness_q10"], r["sharpness_q90"], ".3g")
+            + " | "
+            + _quantiles_cell(r["lambda_min_median"], r["lambda_min_q10"], r["lambda_min_q90"],
+                              ".3g")
+            + f" | {frac(r['frac_at_edge'])} | {frac(r['frac_beyond_edge'])} | "
+            f"{frac(r['frac_indefinite'])} | {frac(r['frac_flat'])} |")
+    return lines

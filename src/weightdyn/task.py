@@ -35,13 +35,16 @@ def grid_inputs(inputs: int, points: int, low: float, high: float) -> np.ndarray
 
 
 def teacher_task(arch: Architecture, activation: str, task_cfg: dict) -> Task:
-    """Grid inputs labelled by the teacher network given in ``task_cfg['teacher']``."""
+    """Grid inputs labelled by the teacher network given in ``task_cfg['teacher']``: the
+    student's inputs, outputs and activation, and its own number of hidden units (the length
+    of b1), so that students of any width learn the same task."""
     x = grid_inputs(arch.inputs, task_cfg["grid_points"], task_cfg["grid_low"], task_cfg["grid_high"])
     teacher = task_cfg["teacher"]
+    width = np.asarray(teacher["b1"]).size
     shapes = {
-        "W1": (arch.hidden, arch.inputs),
-        "b1": (arch.hidden,),
-        "W2": (arch.outputs, arch.hidden),
+        "W1": (width, arch.inputs),
+        "b1": (width,),
+        "W2": (arch.outputs, width),
         "b2": (arch.outputs,),
     }
     layers = []
@@ -49,8 +52,9 @@ def teacher_task(arch: Architecture, activation: str, task_cfg: dict) -> Task:
         value = np.asarray(teacher[key], dtype=float)
         if value.shape != shape:
             raise ValueError(
-                f"task.teacher.{key} has shape {value.shape}, the network needs {shape}"
+                f"task.teacher.{key} has shape {value.shape}, the teacher needs {shape}"
             )
         layers.append(value)
-    theta = arch.pack(*layers)
-    return Task(x, arch.forward(theta, x, activations.get(activation)))
+    teacher_arch = Architecture(arch.inputs, width, arch.outputs)
+    theta = teacher_arch.pack(*layers)
+    return Task(x, teacher_arch.forward(theta, x, activations.get(activation)))

@@ -1,5 +1,5 @@
-# Fan-in: per (activation, initialization), outcomes and indicators of all networks from the
-# lyapunov chunk files, after checking every chunk's provenance.
+# Fan-in: per (activation, initialization) of a study, outcomes and indicators of all networks
+# from the lyapunov chunk files, after checking every chunk's provenance.
 
 
 rule gather:
@@ -15,12 +15,12 @@ rule gather:
         "../envs/weightdyn.yaml"
     threads: 1
     resources:
-        mem_mb=GATHER_RESOURCES["mem_mb"],
-        runtime=GATHER_RESOURCES["runtime"],
+        mem_mb=gather_resource("mem_mb"),
+        runtime=gather_resource("runtime"),
     params:
-        networks=[plan.chunk_range(config, c) for c in CHUNKS],
+        networks=study_chunk_ranges,
         # What the script reads (weightdyn.plan.gather_config): the chunks are checked against
         # its analysis part; the class thresholds classify the final losses.
-        gather=plan.gather_config(config),
+        gather=study_slice(plan.gather_config),
     script:
         "../scripts/gather.py"

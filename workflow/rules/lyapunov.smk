@@ -1,7 +1,7 @@
 # Per chunk: Benettin FTLEs, Ginelli and fixed-lag CLVs from the chunk's tangent propagators,
-# plus the chunk's outcomes (final loss, divergence, thinned loss curves), so that the large
-# simulate chunk can be deleted (temp) as soon as this job has run. High priority: it frees
-# disk as soon as possible.
+# plus the chunk's outcomes (final loss, divergence, thinned loss and curvature curves), so that
+# the large simulate chunk can be deleted (temp) as soon as this job has run. High priority: it
+# frees disk as soon as possible.
 
 
 rule lyapunov:
@@ -18,11 +18,11 @@ rule lyapunov:
         "../envs/weightdyn.yaml"
     threads: 1
     resources:
-        mem_mb=lyapunov_resource("mem_mb"),
-        runtime=lyapunov_resource("runtime"),
+        mem_mb=chunk_resource(plan.lyapunov_resources, "mem_mb"),
+        runtime=chunk_resource(plan.lyapunov_resources, "runtime"),
     params:
         networks=chunk_networks,
         # What the script reads (weightdyn.plan.analysis_config): a change reruns the chunk.
-        analysis=plan.analysis_config(config),
+        analysis=study_slice(plan.analysis_config),
     script:
         "../scripts/lyapunov.py"

@@ -1,4 +1,4 @@
-# Prediction of the final-loss classes from the early indicators (per combination), the
+# Prediction of the final-loss classes from the early indicators (per combination), each
 # study's tables, and its figures (registered for `snakemake --report`).
 
 
@@ -20,16 +20,16 @@ rule predict:
         runtime=30,
     params:
         # What the script reads (weightdyn.plan.predict_config): prediction settings, classes.
-        config=plan.predict_config(config),
+        config=study_slice(plan.predict_config),
     script:
         "../scripts/predict.py"
 
 
 rule tables:
     input:
-        gathered=gather_outputs(),
-        predictions=prediction_outputs("csv"),
-        prediction_datasets=prediction_outputs("nc"),
+        gathered=study_files("results/{study}gather/{act}/{init}.nc"),
+        predictions=study_files("results/{study}prediction/{act}/{init}.csv"),
+        prediction_datasets=study_files("results/{study}prediction/{act}/{init}.nc"),
     output:
         classes=report(
             results_path("tables/classes.csv"),
@@ -46,6 +46,11 @@ rule tables:
             caption="../report/table_summary.rst",
             category="Tables",
         ),
+        curvature=report(
+            results_path("tables/curvature.csv"),
+            caption="../report/table_curvature.rst",
+            category="Tables",
+        ),
         provenance=results_path("tables/provenance.json"),
     log:
         logs_path("tables.log"),
@@ -59,38 +64,38 @@ rule tables:
         runtime=10,
     params:
         # What the script reads (weightdyn.plan.report_config): the prediction section.
-        prediction=plan.report_config(config),
+        prediction=study_slice(plan.report_config),
     script:
         "../scripts/tables.py"
 
 
 rule figures:
     input:
-        gathered=gather_outputs(),
-        predictions=prediction_outputs("nc"),
+        gathered=study_files("results/{study}gather/{act}/{init}.nc"),
+        predictions=study_files("results/{study}prediction/{act}/{init}.nc"),
     output:
         png=[
             report(
-                f"{RESULTS}figures/{name}.png",
+                results_path(f"figures/{name}.png"),
                 caption=f"../report/{name}.rst",
                 category="Figures",
             )
             for name in FIGURE_NAMES
         ],
-        pdf=[f"{RESULTS}figures/{name}.pdf" for name in FIGURE_NAMES],
+        pdf=[results_path(f"figures/{name}.pdf") for name in FIGURE_NAMES],
     log:
         logs_path("figures.log"),
     benchmark:
         benchmarks_path("figures/figures.tsv")
     conda:
         "../envs/weightdyn.yaml"
-    # processes that build the nine figures side by side (weightdyn.figures.save_figures)
+    # processes that build the figures side by side (weightdyn.figures.save_figures)
     threads: 2
     resources:
         mem_mb=4000,
         runtime=20,
     params:
         # What the script reads (weightdyn.plan.report_config): the prediction section.
-        prediction=plan.report_config(config),
+        prediction=study_slice(plan.report_config),
     script:
         "../scripts/figures.py"

@@ -1,5 +1,6 @@
 # Fan-out: one job per chunk of `ensemble.chunk_size` networks of one (activation,
-# initialization); writes θ and loss at the recorded steps and the tangent propagators.
+# initialization) of a study; writes θ, loss and curvature at the recorded steps and the
+# tangent propagators.
 
 
 rule simulate:
@@ -16,11 +17,11 @@ rule simulate:
     # On a cluster raise it with --set-threads simulate=N (profiles/slurm).
     threads: 1
     resources:
-        mem_mb=simulate_resource("mem_mb"),
-        runtime=simulate_resource("runtime"),
+        mem_mb=chunk_resource(plan.simulate_resources, "mem_mb"),
+        runtime=chunk_resource(plan.simulate_resources, "runtime"),
     params:
         networks=chunk_networks,
         # What the script reads (weightdyn.plan.simulation_config): a change reruns the chunk.
-        simulation=plan.simulation_config(config),
+        simulation=study_slice(plan.simulation_config),
     script:
         "../scripts/simulate.py"

@@ -1,17 +1,16 @@
-"""Rule figures: figures 1–9 of the study (PNG and PDF) from the gathered and prediction files.
+"""Rule figures: figures 1–10 of a study (PNG and PDF) from the gathered and prediction files.
 
 Reads the config slice ``params.prediction`` (weightdyn.plan.report_config); the provenance
 stamp records the study's whole configuration (without ``run``).
 """
 
-import common  # noqa: F401  (src/ on sys.path, NUMBA_NUM_THREADS)
+import common  # src/ on sys.path, NUMBA_NUM_THREADS
 
 import logging
 from pathlib import Path
 
 from weightdyn import figures
-from weightdyn.chunkio import provenance, read_dataset
-from weightdyn.plan import science_config
+from weightdyn.chunkio import read_dataset
 from weightdyn.runlog import script_logging
 
 
@@ -27,7 +26,7 @@ with script_logging(snakemake.log[0], snakemake.rule) as log:
     logging.getLogger("fontTools").setLevel(logging.WARNING)
     inputs = {"gathered": by_combination(snakemake.input.gathered, figures.GATHERED_VARIABLES),
               "prediction": by_combination(snakemake.input.predictions)}
-    stamp = provenance(science_config(snakemake.config), snakemake.rule)
+    stamp = common.study_provenance()
     options = figures.figure_options({"prediction": snakemake.params.prediction})
     stems = [Path(png).with_suffix("") for png in snakemake.output.png]
     for stem in figures.save_figures(stems, inputs, stamp, options, snakemake.threads):

@@ -5,21 +5,20 @@ class thresholds); the provenance stamp records the study's whole configuration 
 ``run``).
 """
 
-import common  # noqa: F401  (src/ on sys.path, NUMBA_NUM_THREADS)
+import common  # src/ on sys.path, NUMBA_NUM_THREADS
 
 import hashlib
 
 import pandas as pd
 
-from weightdyn.chunkio import provenance, read_dataset, write_dataset, write_text
-from weightdyn.plan import science_config
+from weightdyn.chunkio import read_dataset, write_dataset, write_text
 from weightdyn.prediction import AUC_COLUMNS, INPUT_VARIABLES, predict_combination
 from weightdyn.runlog import script_logging
 
 with script_logging(snakemake.log[0], snakemake.rule) as log:
     gathered = read_dataset(snakemake.input[0], select=INPUT_VARIABLES)
     ds, rows = predict_combination(gathered, snakemake.params.config)
-    ds.attrs.update(provenance(science_config(snakemake.config), "predict"))
+    ds.attrs.update(common.study_provenance())
     table = pd.DataFrame(rows, columns=AUC_COLUMNS).to_csv(index=False)
     # the dataset records the table's checksum: the tables rule detects a damaged table
     ds.attrs["table_sha256"] = hashlib.sha256(table.encode()).hexdigest()

@@ -1,21 +1,22 @@
-"""Rule tables: classes.csv, auc.csv and summary.md from all combinations.
+"""Rule tables: classes.csv, auc.csv, curvature.csv and summary.md from all combinations of a
+study.
 
 Reads the config slice ``params.prediction`` (weightdyn.plan.report_config); provenance.json
 records the study's whole configuration (without ``run``).
 """
 
-import common  # noqa: F401  (src/ on sys.path, NUMBA_NUM_THREADS)
+import common  # src/ on sys.path, NUMBA_NUM_THREADS
 
 import json
 from pathlib import Path
 
-from weightdyn.chunkio import check_table, provenance, read_dataset, read_table, write_text
-from weightdyn.plan import file_sha256, science_config
+from weightdyn.chunkio import check_table, read_dataset, read_table, write_text
+from weightdyn.plan import file_sha256
 from weightdyn.prediction import AUC_COLUMNS
 from weightdyn.runlog import script_logging
 from weightdyn.tables import (
-    GATHERED_VARIABLES, auc_table, classes_table, clv_convergence_table, stability_table,
-    summary_markdown,
+    GATHERED_VARIABLES, auc_table, classes_table, clv_convergence_table, curvature_table,
+    stability_table, summary_markdown,
 )
 
 with script_logging(snakemake.log[0], snakemake.rule) as log:
@@ -24,6 +25,7 @@ with script_logging(snakemake.log[0], snakemake.rule) as log:
         G = read_dataset(path, select=GATHERED_VARIABLES)
         gathered[G.attrs["activation"], G.attrs["initialization"]] = G
     classes = classes_table(gathered)
+    curvature = curvature_table(gathered)
     for table, dataset in zip(snakemake.input.predictions, snakemake.input.prediction_datasets):
         check_table(table, read_dataset(dataset, select=()).attrs["table_sha256"], dataset)
     auc = auc_table(read_table(path, AUC_COLUMNS) for path in snakemake.input.predictions)
@@ -31,14 +33,15 @@ with script_logging(snakemake.log[0], snakemake.rule) as log:
     texts = {
         snakemake.output.classes: classes.to_csv(index=False),
         snakemake.output.auc: auc.to_csv(index=False),
+        snakemake.output.curvature: curvature.to_csv(index=False),
         snakemake.output.summary: summary_markdown(
             classes, auc, float(pcfg["headline_time"]), float(pcfg["min_middle_fraction"]),
             clv_convergence_table(gathered), int(pcfg["clv_lag"]),
-            stability_table(gathered, pcfg["clv_vectors"]), pcfg["clv_vectors"]),
+            stability_table(gathered, pcfg["clv_vectors"]), pcfg["clv_vectors"], curvature),
     }
     for path, text in texts.items():
         write_text(path, text)
-    stamp = provenance(science_config(snakemake.config), snakemake.rule)
+    stamp = common.study_provenance()
     stamp["config"] = json.loads(stamp.pop("config_json"))
     stamp["inputs"] = list(snakemake.input)
     # what each table held when written: a hand-edited table is found and regenerated

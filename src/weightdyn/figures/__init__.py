@@ -2,7 +2,7 @@
 saver.
 
 Every figure function takes a mapping ``{(activation, initialization): dataset}`` — the gathered
-datasets ``G`` (figures 1–5 and 8) or the prediction datasets ``P`` (figures 6, 7 and 9) — and
+datasets ``G`` (figures 1–5, 8 and 10) or the prediction datasets ``P`` (figures 6, 7 and 9) — and
 returns a :class:`matplotlib.figure.Figure`. Figures are built on their own Agg canvas (no
 pyplot, no global backend switch, no open-figure bookkeeping), at paper width
 (:data:`~.style.FIGURE_WIDTH` inches) under the style file ``weightdyn.mplstyle`` (every font
@@ -14,6 +14,9 @@ Modules, by theme:
 * :mod:`.stability` — 3 FTLE spectra, 4 exponents against the final loss, 5 CLV angles;
 * :mod:`.clv_lag` — 8 accuracy of the fixed-lag CLV estimate;
 * :mod:`.prediction` — 6 ROC curves, 7 AUC against availability time, 9 early stopping;
+* :mod:`.curvature` — 10 sharpness η·λ_max(H) over training and final Hessian eigenvalues;
+* :mod:`.sensitivity` — the sweep figure (:func:`sweep_figure`, from the table of
+  :func:`weightdyn.sensitivity.sweep_table`; made by the sweep rule, not in :data:`FIGURES`);
 * :mod:`.style` — style, colours, panel layout and :func:`save`; :mod:`.helpers` — array
   and dataset helpers (headline time).
 
@@ -21,7 +24,9 @@ Layout. Figures 1, 2 and 6–9 have one panel per combination in a grid with one
 activation and one column per initialisation (in the order the mapping lists them; a missing
 combination leaves no panel). Figures 3 and 4 compare several exponents, so they have one column
 per combination and one row per exponent (rows share the y axis). Figure 5 has one column per
-combination: the tangency-frequency heatmap on top, angle time series below.
+combination: the tangency-frequency heatmap on top, angle time series below; figure 10 too:
+sharpness over time on top, final (λ_min, η·λ_max) below. The sweep figure has one column per
+activation and one row per quantity, against the swept value.
 
 Colours. :data:`CLASS_COLOURS` (Okabe–Ito blue / grey / vermillion, colour-blind safe) marks the
 outcome classes (:mod:`weightdyn.outcomes`) everywhere; the events E_low and E_high use the
@@ -46,19 +51,21 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from .clv_lag import lag_accuracy
+from .curvature import curvature
 from .helpers import headline_time
 from .outcomes import final_loss_distribution, loss_curves
 from .prediction import auc_vs_time, best_series, early_stopping, roc_curves
 from .stability import (clv_angles, default_angle_pairs, default_scatter_exponents,
                         exponents_vs_final_loss, ftle_spectra, pair_colour)
+from .sensitivity import sweep_figure
 from .style import CLASS_COLOURS, FAMILY_STYLES, save
 
 __all__ = [
     "CLASS_COLOURS", "FAMILY_STYLES", "FIGURES", "GATHERED_VARIABLES", "auc_vs_time",
-    "best_series", "clv_angles", "default_angle_pairs", "default_scatter_exponents",
+    "best_series", "clv_angles", "curvature", "default_angle_pairs", "default_scatter_exponents",
     "early_stopping", "exponents_vs_final_loss", "figure_options", "final_loss_distribution",
     "ftle_spectra", "headline_time", "lag_accuracy", "loss_curves", "pair_colour",
-    "roc_curves", "save", "save_figures",
+    "roc_curves", "save", "save_figures", "sweep_figure",
 ]
 
 
@@ -78,10 +85,11 @@ def figure_options(cfg: Mapping) -> dict[str, dict]:
     }
 
 
-#: the variables of the gathered datasets that the figures read (figures 1–5 and 8)
+#: the variables of the gathered datasets that the figures read (figures 1–5, 8 and 10)
 GATHERED_VARIABLES = ("final_loss", "outcome", "diverged", "loss_curve", "sample_outcome",
                       "ftle_quantiles", "lyapunov_exponent", "clv_tangency_fraction",
-                      "clv_angle_quantiles", "clv_lag_error")
+                      "clv_angle_quantiles", "clv_lag_error", "hessian_max",
+                      "final_hessian_max", "final_hessian_min")
 
 #: output stem → (figure function, input kind) for the workflow's figure script
 FIGURES = {
@@ -94,6 +102,7 @@ FIGURES = {
     "fig7_auc_vs_time": (auc_vs_time, "prediction"),
     "fig8_lag_accuracy": (lag_accuracy, "gathered"),
     "fig9_early_stopping": (early_stopping, "prediction"),
+    "fig10_curvature": (curvature, "gathered"),
 }
 
 

@@ -55,14 +55,25 @@ def numba_without_scipy() -> None:
             del sys.modules["scipy"]
 
 
+def study_config() -> dict:
+    """The whole configuration of the job's study (wildcard ``study``: the run, or a point of
+    its sweep; weightdyn.plan.studies), without ``run``."""
+    from weightdyn.plan import science_config, studies
+
+    return science_config(studies(_snakemake.config)[_snakemake.wildcards.study])
+
+
+def study_provenance() -> dict:
+    """The provenance stamp (weightdyn.chunkio.provenance) of the job's study and rule."""
+    from weightdyn.chunkio import provenance
+
+    return provenance(study_config(), _snakemake.rule)
+
+
 def record_study_config(attrs) -> None:
     """Set ``attrs["config_json"]`` to the study's whole configuration (without ``run``).
 
     The scripts compute from their rule's config slice (``snakemake.params``: what reruns the
     rule); the files' provenance still records the whole configuration, as before the slices.
     """
-    from weightdyn.chunkio import provenance
-    from weightdyn.plan import science_config
-
-    stamp = provenance(science_config(_snakemake.config), _snakemake.rule)
-    attrs["config_json"] = stamp["config_json"]
+    attrs["config_json"] = study_provenance()["config_json"]
