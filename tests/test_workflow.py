@@ -376,3 +376,13 @@ def test_truncated_chunk_stops_gather_with_the_file_named(tiny_run, tmp_path):
     log = (workdir / "logs/tiny/gather/tanh/uniform.log").read_text()
     assert f"{victim.relative_to(workdir)}: cannot be read" in log
     assert f"delete {victim.relative_to(workdir)}" in log
+
+
+@pytest.mark.parametrize("caption", sorted((ROOT / "workflow" / "report").glob("*.rst")),
+                         ids=lambda p: p.name)
+def test_report_captions_are_valid_restructuredtext(caption):
+    """`snakemake --report` renders every caption with docutils; an error there (e.g. |x| read
+    as a substitution) appears in the report instead of the text."""
+    docutils_core = pytest.importorskip("docutils.core")
+    docutils_core.publish_doctree(caption.read_text(encoding="utf-8"),
+                                  settings_overrides={"halt_level": 3, "report_level": 5})
