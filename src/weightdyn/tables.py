@@ -29,7 +29,8 @@ from .outcomes import CLASS_LABELS, EVENTS, HIGH, LOW, MIDDLE
 from .prediction import AUC_COLUMNS, CLV_CONVERGENCE_ANGLE, INDICATOR_FAMILIES
 
 __all__ = [
-    "CURVATURE_COLUMNS", "EDGE_BAND", "FLAT", "GATHERED_VARIABLES", "INDEFINITE", "auc_table",
+    "CURVATURE_COLUMNS", "EDGE_BAND", "FLAT", "GATHERED_VARIABLES", "INDEFINITE",
+    "STABILITY_EDGE", "auc_table",
     "best_available", "classes_table", "clv_convergence_table", "curvature_table",
     "first_clv_time", "nearest", "stability_table", "summary_markdown",
 ]
@@ -39,6 +40,9 @@ GATHERED_VARIABLES = ("outcome", "diverged", "valid", "lyapunov_exponent",
                       "clv_tangency_fraction", "clv_lag_error", "final_hessian_max",
                       "final_hessian_min")
 
+#: the edge of linear stability of gradient descent: η·λ_max(H) = 2 (on the quadratic model the
+#: step multiplies the λ_max component by 1 − ηλ_max, which grows in size once ηλ_max > 2)
+STABILITY_EDGE = 2.0
 #: half-width of the edge of stability: a run is *at the edge* when |η·λ_max − 2| ≤ EDGE_BAND
 #: and *beyond* it when η·λ_max > 2 + EDGE_BAND (gradient descent on the quadratic model is
 #: linearly stable only while η·λ_max < 2)
@@ -129,8 +133,8 @@ def _curvature_row(lam_max: np.ndarray, lam_min: np.ndarray, eta: float) -> dict
         sharpness_median=q[0], sharpness_q10=q[1], sharpness_q90=q[2],
         lambda_min_median=qmin[0], lambda_min_q10=qmin[1], lambda_min_q90=qmin[2],
         lambda_max_median=float(np.median(lmax)),
-        frac_at_edge=float(np.mean(np.abs(sharp - 2.0) <= EDGE_BAND)),
-        frac_beyond_edge=float(np.mean(sharp > 2.0 + EDGE_BAND)),
+        frac_at_edge=float(np.mean(np.abs(sharp - STABILITY_EDGE) <= EDGE_BAND)),
+        frac_beyond_edge=float(np.mean(sharp > STABILITY_EDGE + EDGE_BAND)),
         frac_indefinite=float(np.mean(indefinite)),
         frac_flat=float(np.mean(~indefinite & (lmin <= FLAT * scale))))
 

@@ -106,17 +106,33 @@ def lyapunov_chunks(wildcards):
     ]
 
 
+def combination_files(pattern, prefix, cfg):
+    """``pattern`` (with {study}, {act}, {init}) for every combination of the study with output
+    prefix ``prefix`` and configuration ``cfg``."""
+    return [
+        pattern.format(study=prefix, act=act, init=init)
+        for act, init in plan.combinations(cfg)
+    ]
+
+
 def study_files(pattern):
     """Input function: ``pattern`` (with {study}, {act}, {init}) for every combination of the
-    study."""
+    study in the wildcards."""
 
     def get(wildcards):
-        return [
-            pattern.format(study=wildcards.study, act=act, init=init)
-            for act, init in plan.combinations(study_config(wildcards))
-        ]
+        return combination_files(pattern, wildcards.study, study_config(wildcards))
 
     return get
+
+
+def every_study_files(pattern):
+    """``pattern`` (with {study}, {act}, {init}) for every combination of every study, in the
+    order of STUDIES."""
+    return [
+        path
+        for prefix, cfg in STUDIES.items()
+        for path in combination_files(pattern, prefix, cfg)
+    ]
 
 
 def study_targets(prefix, cfg, figures=True):
@@ -132,12 +148,9 @@ def study_targets(prefix, cfg, figures=True):
             for act, init in combinations
             for chunk in plan.chunk_ids(cfg)
         ),
-        *(f"{results}gather/{act}/{init}.nc" for act, init in combinations),
-        *(
-            f"{results}prediction/{act}/{init}.{ext}"
-            for act, init in combinations
-            for ext in ("nc", "csv")
-        ),
+        *combination_files("results/{study}gather/{act}/{init}.nc", prefix, cfg),
+        *combination_files("results/{study}prediction/{act}/{init}.nc", prefix, cfg),
+        *combination_files("results/{study}prediction/{act}/{init}.csv", prefix, cfg),
         *(f"{results}tables/{name}" for name in plan.TABLE_NAMES),
         *(
             f"{results}figures/{name}.{ext}"

@@ -6,16 +6,8 @@ if config.get("sweep"):
 
     rule sweep:
         input:
-            gathered=[
-                f"results/{prefix}gather/{act}/{init}.nc"
-                for prefix, cfg in STUDIES.items()
-                for act, init in plan.combinations(cfg)
-            ],
-            predictions=[
-                f"results/{prefix}prediction/{act}/{init}.csv"
-                for prefix, cfg in STUDIES.items()
-                for act, init in plan.combinations(cfg)
-            ],
+            gathered=every_study_files("results/{study}gather/{act}/{init}.nc"),
+            predictions=every_study_files("results/{study}prediction/{act}/{init}.csv"),
         output:
             table=report(
                 sweep_outputs()["table"],

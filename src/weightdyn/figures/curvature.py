@@ -16,6 +16,7 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
 
 from ..outcomes import CLASS_LABELS, HIGH, LOW, MIDDLE
+from ..tables import STABILITY_EDGE as _EDGE
 from .helpers import _positive, _silent
 from .style import (CLASS_COLOURS, COMPARED_CLASSES, FIGURE_WIDTH, _layout, _new_figure,
                     _note, _styled, _title)
@@ -24,8 +25,6 @@ __all__ = ["MAX_SCATTER_POINTS", "curvature"]
 
 #: at most this many runs per class in a scatter panel (a fixed random subset beyond)
 MAX_SCATTER_POINTS = 2000
-#: the stability edge of gradient descent: η·λ_max = 2
-_EDGE = 2.0
 _EDGE_STYLE = {"color": "k", "linestyle": "--", "linewidth": 0.8, "zorder": 1}
 
 

@@ -15,6 +15,7 @@ from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLoca
 
 from ..outcomes import CLASS_LABELS, HIGH, LOW
 from ..sensitivity import _value
+from ..tables import STABILITY_EDGE as _EDGE
 from .curvature import _include_edge, _number
 from .style import CLASS_LINESTYLES, FIGURE_WIDTH, _new_figure, _note, _styled
 
@@ -24,7 +25,6 @@ __all__ = ["COMBINATION_COLOURS", "sweep_figure"]
 COMBINATION_COLOURS = ("#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000", "#F0E442")
 #: how a swept configuration key reads on the axis
 _KEY_SYMBOLS = {"training.learning_rate": r"$\eta$"}
-_EDGE = 2.0  # the edge of stability η·λ_max = 2
 #: y label of each row
 _ROWS = ("(a) fraction of runs", r"(b) AUC of $E_\mathrm{high}$ at $t^*$",
          r"(c) final $\eta\,\lambda_{\max}(H)$, median")

@@ -97,10 +97,10 @@ import numba
 import numpy as np
 
 from .kernels import _clv_coefficient_kernel, _qr_kernel
-from .lanes import LANES, _kernel, unrolled_kernel
+from .lanes import LANES, block_kernel
 
 #: network-strides (S·K) from which the kernel compiled for the matrix size d is used
-#: (lanes.unrolled_kernel): ≈ 20 % faster, the same results; its compilation (≈ 15 s per d,
+#: (lanes.block_kernel(d)): ≈ 20 % faster, the same results; its compilation (≈ 15 s per d,
 #: then cached on disk) pays on study-sized inputs, not on the many small ones of the tests
 UNROLL_WORK = 50_000
 
@@ -221,7 +221,7 @@ def _run(propagators, cap, *, seed, clv, out_index=(), forward=0, backward=0, th
         "lag_error": nan((S, NL, NP, d)),
         "sv_log": nan((S, NC, d)),
     }
-    kernel = unrolled_kernel(d) if S * K >= UNROLL_WORK else _kernel
+    kernel = block_kernel(d if S * K >= UNROLL_WORK else 0)
     shared = (np.ascontiguousarray(random_orthogonal(d, seed)), random_upper_triangular(d, seed),
               clv, out_pos, forward, backward, float(threshold), pred, lag_group,
               group_start.astype(np.int64), group_stop, counts)

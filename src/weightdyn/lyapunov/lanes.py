@@ -1,6 +1,6 @@
 """The compiled kernel of the Lyapunov analysis: many networks at a time, one per SIMD lane.
 
-:func:`_kernel` computes, for a block of W networks, Benettin's QR cocycle from the frame F,
+:func:`block_kernel` computes, for a block of W networks, Benettin's QR cocycle from the frame F,
 Ginelli's CLVs with their angles, growth rates and tangency counts, the fixed-lag CLV estimates,
 and the frame-invariant FTLEs from the QR cocycle started at I — everything of
 :func:`.analysis.analyse` in one pass over the propagators (definitions there). Work arrays
@@ -24,8 +24,8 @@ zero), whatever the other networks of the block.
   same operations on the same numbers).
 
 Only the time series at the requested strides are stored; the caller fills every output with
-NaN (counts with 0), and the kernel writes only what exists. :func:`unrolled_kernel` is the
-same kernel compiled for one matrix size d (its loops over d unrolled).
+NaN (counts with 0), and the kernel writes only what exists. ``block_kernel(d)`` is the same
+kernel compiled for one matrix size d (its loops over d unrolled).
 """
 
 from __future__ import annotations
@@ -260,7 +260,7 @@ def _analyse_block(
     n_valid, log_r, angle, log_growth, n_tangent, n_usable,
     angle_pred, log_growth_pred, angle_lag, log_growth_lag, lag_error, sv_log,
 ):  # fmt: skip
-    """The kernel for the W = M.shape[0] networks of M, one per lane (see :func:`_kernel`)."""
+    """The kernel for the W = M.shape[0] networks of M, one per lane (see :func:`block_kernel`)."""
     W, K = M.shape[0], M.shape[1]
     NP, NL, NC = pred.shape[0], lag_group.shape[0], counts.shape[0]
     n = np.zeros(W, np.int64)
@@ -408,14 +408,14 @@ def _analyse_block(
                                                                     C_pred[c, :, :, p], i)
 
 
-@numba.njit(nogil=True, **_JIT)
-def _kernel(
-    M, cap, frame, start, clv, out_pos, forward, backward, threshold,
-    pred, lag_group, group_start, group_stop, counts,
-    n_valid, log_r, angle, log_growth, n_tangent, n_usable,
-    angle_pred, log_growth_pred, angle_lag, log_growth_lag, lag_error, sv_log,
-):  # fmt: skip
-    """The analysis of :func:`.analysis.analyse` for a block of W networks (one per lane), s the
+@functools.cache
+def block_kernel(d: int = 0):
+    """The compiled analysis of a block (below), for d × d propagators if ``d`` > 0 (a constant:
+    the loops over the matrix size are unrolled, faster, the same results; one compilation per
+    d, cached on disk), or for any size if ``d`` = 0 (d read from M: one compilation serves all,
+    for small inputs where the unrolled compilation would cost more than it saves).
+
+    The analysis of :func:`.analysis.analyse` for a block of W networks (one per lane), s the
     row in every array. Per network s (n_s = leading strides with finite M_k, at most cap[s]):
 
     * log_r[s, k] = ln R_{k+1,ii} of Benettin's QR from F (k < n_s), if ``clv``;
@@ -427,18 +427,6 @@ def _kernel(
       group_start down to group_stop), if pred[c] + lag ≤ n_s;
     * sv_log[s, b] = ln σ_i(M_{counts[b]−1} ⋯ M_0), descending (counts ascending, ≤ n_s).
     """
-    _analyse_block(
-        M.shape[2], M, cap, frame, start, clv, out_pos, forward, backward, threshold,
-        pred, lag_group, group_start, group_stop, counts,
-        n_valid, log_r, angle, log_growth, n_tangent, n_usable,
-        angle_pred, log_growth_pred, angle_lag, log_growth_lag, lag_error, sv_log,
-    )  # fmt: skip
-
-
-@functools.cache
-def unrolled_kernel(d: int):
-    """:func:`_kernel` compiled for d × d propagators, d a constant: the loops over the matrix
-    size are unrolled (faster; the same results; one compilation per d, cached on disk)."""
 
     @numba.njit(nogil=True, **_JIT)
     def kernel(
@@ -448,8 +436,8 @@ def unrolled_kernel(d: int):
         angle_pred, log_growth_pred, angle_lag, log_growth_lag, lag_error, sv_log,
     ):  # fmt: skip
         _analyse_block(
-            d, M, cap, frame, start, clv, out_pos, forward, backward, threshold,
-            pred, lag_group, group_start, group_stop, counts,
+            d if d > 0 else M.shape[2], M, cap, frame, start, clv, out_pos, forward, backward,
+            threshold, pred, lag_group, group_start, group_stop, counts,
             n_valid, log_r, angle, log_growth, n_tangent, n_usable,
             angle_pred, log_growth_pred, angle_lag, log_growth_lag, lag_error, sv_log,
         )  # fmt: skip
